@@ -1,0 +1,220 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/labstack/echo/v4"
+)
+
+// Store is what the handlers need of the store.
+type Store interface {
+	Create(ctx context.Context, rec models.Record) (json.RawMessage, error)
+	Find(ctx context.Context, entity, id string) (models.Record, error)
+	Update(ctx context.Context, entity, id string, ifMatch int64, update any) (json.RawMessage, error)
+	Delete(ctx context.Context, entity, id string, ifMatch int64) error
+	List(ctx context.Context, entity string, q models.ListQuery) (*models.Page, error)
+	Boards(ctx context.Context, tenantID string) ([]models.Board, error)
+}
+
+// CursorKey is the Echo context key under which list handlers leave the
+// cursor of their snapshot, for the polling layer's ETag.
+const CursorKey = models.CursorContextKey
+
+// Handler serves the seven resources and the queue board.
+type Handler struct {
+	Store Store
+}
+
+// Register mounts the routes on g (the authenticated /api/v1 group). list,
+// when not nil, wraps the list routes (conditional GET, poll hints).
+func (h *Handler) Register(g *echo.Group, list echo.MiddlewareFunc) {
+	g.GET("/queue/board", h.board)
+	for _, name := range models.Entities {
+		r := models.Resources[name]
+		var mw []echo.MiddlewareFunc
+		if list != nil {
+			mw = append(mw, list)
+		}
+		g.GET("/"+name, h.list(r), mw...)
+		g.POST("/"+name, h.create(r))
+		g.GET("/"+name+"/:id", h.get(r))
+		g.PATCH("/"+name+"/:id", h.patch(r))
+		g.DELETE("/"+name+"/:id", h.delete(r))
+	}
+}
+
+func actor(c echo.Context) models.Actor {
+	a, _ := models.ActorFromContext(c.Request().Context())
+	return a
+}
+
+// denyDisplay keeps display tokens to the board.
+func denyDisplay(c echo.Context) error {
+	if actor(c).Role == models.RoleDisplay {
+		return models.Errorf(models.EFORBIDDEN, "a display token reads only the queue board")
+	}
+	return nil
+}
+
+func (h *Handler) board(c echo.Context) error {
+	a := actor(c)
+	boards, err := h.Store.Boards(c.Request().Context(), a.TenantID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"boards": boards})
+}
+
+func (h *Handler) list(r *models.Resource) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := denyDisplay(c); err != nil {
+			return err
+		}
+		q, err := parseListQuery(c, r)
+		if err != nil {
+			return err
+		}
+		page, err := h.Store.List(c.Request().Context(), r.Name, q)
+		if err != nil {
+			return err
+		}
+		c.Set(CursorKey, page.Cursor)
+		return c.JSON(http.StatusOK, page)
+	}
+}
+
+func parseListQuery(c echo.Context, r *models.Resource) (models.ListQuery, error) {
+	var q models.ListQuery
+	var err error
+	qp := c.QueryParams()
+	if q.Limit, err = models.ParseLimit(qp.Get("limit")); err != nil {
+		return q, err
+	}
+	if q.Since, err = models.ParseCursor("since", qp.Get("since")); err != nil {
+		return q, err
+	}
+	if _, ok := qp["since"]; ok && q.Since == 0 && qp.Get("since") != "0" {
+		return q, models.Invalid("since", "must be a non-negative integer sequence number")
+	}
+	if q.After = qp.Get("after"); q.After != "" && !models.ValidID(r.Name, q.After) {
+		return q, models.Invalid("after", "is not an id of this resource")
+	}
+	for name, check := range r.Filters {
+		if v, ok := qp[name]; ok {
+			if len(v) != 1 || !check(v[0]) {
+				return q, models.Invalid(name, "is not a valid filter value")
+			}
+			if q.Filters == nil {
+				q.Filters = map[string]string{}
+			}
+			q.Filters[name] = v[0]
+		}
+	}
+	return q, nil
+}
+
+func (h *Handler) get(r *models.Resource) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := denyDisplay(c); err != nil {
+			return err
+		}
+		rec, err := h.Store.Find(c.Request().Context(), r.Name, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(rec.Base().Version, 10)))
+		return c.JSON(http.StatusOK, rec)
+	}
+}
+
+func (h *Handler) create(r *models.Resource) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := denyDisplay(c); err != nil {
+			return err
+		}
+		body, err := ReadBody(c.Request())
+		if err != nil {
+			return err
+		}
+		rec := r.New()
+		if err := Decode(body, rec); err != nil {
+			return err
+		}
+		ctx := c.Request().Context()
+		if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
+			if len(key) > 200 {
+				return models.Invalid("Idempotency-Key", "must be at most 200 characters")
+			}
+			sum := sha256.Sum256(append([]byte(c.Request().Method+" "+c.Path()+"\n"), body...))
+			ctx = models.NewContextWithIdempotencyKey(ctx, models.IdempotencyKey{Key: actor(c).Subject + ":" + key, Hash: hex.EncodeToString(sum[:])})
+		}
+		out, err := h.Store.Create(ctx, rec)
+		if err != nil {
+			return err
+		}
+		return c.JSONBlob(http.StatusCreated, out)
+	}
+}
+
+func (h *Handler) patch(r *models.Resource) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := denyDisplay(c); err != nil {
+			return err
+		}
+		ifMatch, err := parseIfMatch(c)
+		if err != nil {
+			return err
+		}
+		body, err := ReadBody(c.Request())
+		if err != nil {
+			return err
+		}
+		u := r.NewUpdate()
+		if err := Decode(body, u); err != nil {
+			return err
+		}
+		out, err := h.Store.Update(c.Request().Context(), r.Name, c.Param("id"), ifMatch, u)
+		if err != nil {
+			return err
+		}
+		return c.JSONBlob(http.StatusOK, out)
+	}
+}
+
+func (h *Handler) delete(r *models.Resource) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := denyDisplay(c); err != nil {
+			return err
+		}
+		ifMatch, err := parseIfMatch(c)
+		if err != nil {
+			return err
+		}
+		if err := h.Store.Delete(c.Request().Context(), r.Name, c.Param("id"), ifMatch); err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+// parseIfMatch reads If-Match: "<version>" (quotes optional; W/ accepted).
+// Absent is 0 (no precondition).
+func parseIfMatch(c echo.Context) (int64, error) {
+	v := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if v == "" || v == "*" {
+		return 0, nil
+	}
+	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, models.Invalid("If-Match", `must be a record version, such as "3"`)
+	}
+	return n, nil
+}

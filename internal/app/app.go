@@ -1,0 +1,226 @@
+// Package app wires the store, the relay, authentication and the HTTP
+// packages into one server. The main package reads configuration and runs
+// it; tests start it on a loopback listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/api"
+	"github.com/clinicpulse/clinicpulse/auth"
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/clinicpulse/clinicpulse/relay"
+	"github.com/clinicpulse/clinicpulse/static"
+	"github.com/clinicpulse/clinicpulse/store"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Config is the server's configuration (see the README's table).
+type Config struct {
+	DatabaseURL       string
+	JWTSecret         []byte
+	JWTIssuer         string
+	JWTAudience       string
+	Heartbeat         time.Duration
+	StreamMaxDuration time.Duration
+	EventRetention    time.Duration
+	CORSOrigins       []string
+	Dev               bool
+	// RelayScan is the relay's safety-net scan period.
+	RelayScan time.Duration
+	Location  *time.Location
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// App is a running ClinicPulse instance.
+type App struct {
+	Config Config
+	Store  *store.Store
+	Relay  *relay.Relay
+	Auth   *auth.Authenticator
+	Echo   *echo.Echo
+	Logger *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// closers run on shutdown, before the database closes (streams, long-polls).
+	closers   []func(context.Context)
+	closeOnce sync.Once
+}
+
+// New opens the database and builds the server; Start runs its background work.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = 168 * time.Hour
+	}
+	if cfg.RelayScan <= 0 {
+		cfg.RelayScan = 2 * time.Second
+	}
+	a := &App{Config: cfg, Logger: cfg.Logger}
+	var rl *relay.Relay
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
+		Now: cfg.Now, Location: cfg.Location,
+		OnCommit: func(tenant string, head int64) { rl.Nudge(tenant, head) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	rl = relay.New(st, cfg.RelayScan, cfg.Logger)
+	a.Store, a.Relay = st, rl
+	a.Auth = auth.New(auth.Config{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: cfg.Now, Spender: st})
+	a.Echo = a.routes()
+	v1 := a.API(false)
+	(&api.Handler{Store: st}).Register(v1, a.listMiddleware())
+	a.mountSSE()
+	a.mountPolling(v1)
+	return a, nil
+}
+
+// OnShutdown registers work to run when the server stops, before the
+// database closes (ending streams and long-polls).
+func (a *App) OnShutdown(fn func(context.Context)) { a.closers = append(a.closers, fn) }
+
+func (a *App) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = api.ErrorHandler(a.Logger)
+	e.Use(middleware.RequestID())
+	e.Use(a.requestLog)
+	e.Use(middleware.Recover())
+	if len(a.Config.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  a.Config.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "If-None-Match", "If-Match", "Idempotency-Key", "Last-Event-ID", "X-Tenant-ID"},
+			ExposeHeaders: []string{"ETag", "X-Poll-Interval", "Retry-After", "Location"},
+			MaxAge:        600,
+		}))
+	}
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error {
+		if err := a.Store.Ping(c.Request().Context()); err != nil {
+			return &models.Error{Code: models.EUNAVAILABLE, Message: "the database is unreachable"}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	sub, _ := fs.Sub(static.FS, ".")
+	e.StaticFS("/static", sub)
+	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/static/index.html") })
+	return e
+}
+
+// API returns the authenticated /api/v1 group; stream routes may pass
+// allowTicket.
+func (a *App) API(allowTicket bool) *echo.Group {
+	return a.Echo.Group("/api/v1", a.Auth.Middleware(allowTicket))
+}
+
+// requestLog writes one line per request: method, path without query (the
+// stream's ticket travels in the query), status, duration, request id. No
+// header, body, token or personal data is logged.
+func (a *App) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			status = api.ProblemOf(err).Status
+		}
+		path := c.Path() // the route pattern: ids are patient-linked data too
+		if path == "" {
+			path = "(no route)"
+		}
+		a.Logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			slog.String("id", c.Response().Header().Get(echo.HeaderXRequestID)),
+			slog.String("method", c.Request().Method), slog.String("route", path),
+			slog.Int("status", status), slog.Duration("duration", time.Since(start)))
+		return err
+	}
+}
+
+// Start begins the relay and the log janitor. The relay reads every tenant's
+// head before it returns, so events committed after Start are dispatched.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.Relay.Start(ctx); err != nil {
+		return err
+	}
+	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.Relay.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.janitor(ctx) }()
+	return nil
+}
+
+func (a *App) janitor(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := a.Store.Prune(ctx, a.Config.EventRetention); err != nil && ctx.Err() == nil {
+			a.Logger.Warn("prune failed", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("pruned events", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Closers returns the registered shutdown hooks.
+func (a *App) Closers() []func(context.Context) { return a.closers }
+
+// Shutdown ends streams and long-polls, stops the HTTP server within ctx,
+// stops the relay and closes the database.
+func (a *App) Shutdown(ctx context.Context, srv *http.Server) error {
+	a.closeOnce.Do(func() {
+		for _, fn := range a.closers {
+			fn(ctx)
+		}
+	})
+	var errs []error
+	if srv != nil {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if err := a.Store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseOrigins splits CORS_ORIGINS.
+func ParseOrigins(s string) []string {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package models
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Entity names, as they appear in event envelopes, topics and URLs.
+const (
+	EntityPatient      = "patients"
+	EntityDoctor       = "doctors"
+	EntityAppointment  = "appointments"
+	EntityQueue        = "queue"
+	EntityVisit        = "visits"
+	EntityPrescription = "prescriptions"
+	EntityInvoice      = "invoices"
+	// EntityBoard carries the anonymous waiting-room board of one doctor
+	// (event type "queue.board"); the "queue" topic includes it.
+	EntityBoard = "board"
+)
+
+// Entities lists the seven resources in a stable order.
+var Entities = []string{EntityPatient, EntityDoctor, EntityAppointment, EntityQueue, EntityVisit, EntityPrescription, EntityInvoice}
+
+// Event operations.
+const (
+	OpCreated = "created"
+	OpUpdated = "updated"
+	OpDeleted = "deleted"
+	OpBoard   = "board"
+)
+
+// Event is one entry of a tenant's change log, and the envelope sent on the
+// stream and in poll responses alike.
+type Event struct {
+	Seq     int64           `json:"seq"`
+	Type    string          `json:"type"`
+	Entity  string          `json:"entity"`
+	ID      string          `json:"id"`
+	Version int64           `json:"version"`
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor"`
+	Data    json.RawMessage `json:"data"`
+
+	// TenantID and PatientID scope the event; they are not part of the
+	// envelope. PatientID names the patient the record is about ("" for
+	// records that concern no single patient, such as doctors).
+	TenantID  string `json:"-"`
+	PatientID string `json:"-"`
+}
+
+// EventType returns the envelope type of an operation on an entity:
+// "queue.updated", "appointments.created", "queue.board".
+func EventType(entity, op string) string {
+	if entity == EntityBoard {
+		return EntityQueue + "." + OpBoard
+	}
+	return entity + "." + op
+}
+
+// Topics is a set of entity names an audience asked for; nil means all.
+type Topics map[string]bool
+
+// ParseTopics parses a comma-separated topic list. Unknown names are an
+// EINVALID error naming the "topics" parameter.
+func ParseTopics(s string) (Topics, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t := Topics{}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if !knownEntity(name) && name != EntityBoard {
+			return nil, Invalid("topics", "unknown topic "+quoteShort(name))
+		}
+		t[name] = true
+		if name == EntityQueue {
+			t[EntityBoard] = true
+		}
+	}
+	return t, nil
+}
+
+// Key returns the topics in canonical order, for ETags and cache keys.
+func (t Topics) Key() string {
+	if t == nil {
+		return "*"
+	}
+	var parts []string
+	for _, e := range append(Entities, EntityBoard) {
+		if t[e] {
+			parts = append(parts, e)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// List returns the entity names of t, nil for all.
+func (t Topics) List() []string {
+	if t == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range append(Entities, EntityBoard) {
+		if t[e] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Visible reports whether an audience with this scope and topics sees e.
+func (s Scope) Visible(e *Event, topics Topics) bool {
+	if topics != nil && !topics[e.Entity] {
+		return false
+	}
+	switch {
+	case e.Entity == EntityBoard:
+		return true
+	case s.BoardOnly:
+		return false
+	case s.PatientID != "":
+		return e.PatientID == s.PatientID
+	}
+	return true
+}
+
+func knownEntity(name string) bool {
+	for _, e := range Entities {
+		if e == name {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteShort(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// EventQuery selects events of one tenant's log.
+type EventQuery struct {
+	TenantID string
+	After    int64 // events with seq > After
+	Until    int64 // and seq <= Until, when > 0
+	Limit    int
+	Scope    Scope
+	Topics   Topics
+}
+
+// EventPage is a poll's answer: events after a cursor and the new cursor.
+type EventPage struct {
+	Events  []Event `json:"events"`
+	Cursor  int64   `json:"cursor"`
+	HasMore bool    `json:"has_more"`
+}

@@ -1,0 +1,151 @@
+package models
+
+import (
+	"crypto/rand"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Field limits of the contract.
+const (
+	MaxNameLen = 200      // characters in a name
+	MaxTextLen = 64 << 10 // bytes in a free-text field
+	maxShort   = 64       // characters in a phone, MRN, room, currency
+	maxItems   = 200      // prescription items or invoice lines per record
+)
+
+// Meta is what every record carries: its id, tenant, version and times.
+type Meta struct {
+	ID        string     `json:"id" gorm:"primaryKey"`
+	TenantID  string     `json:"-" gorm:"not null"`
+	Version   int64      `json:"version" gorm:"not null"`
+	CreatedAt time.Time  `json:"created_at" gorm:"not null;autoCreateTime:false"`
+	UpdatedAt time.Time  `json:"updated_at" gorm:"not null;autoUpdateTime:false"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+}
+
+// Base returns the record's metadata.
+func (m *Meta) Base() *Meta { return m }
+
+// Touch stamps a change: version+1 and updated_at (and created_at, id and
+// tenant on first save).
+func (m *Meta) Touch(tenantID, prefix string, now time.Time) {
+	now = Timestamp(now)
+	if m.ID == "" || m.Version == 0 {
+		m.ID = NewID(prefix)
+		m.TenantID = tenantID
+		m.CreatedAt = now
+		m.Version = 0
+		m.DeletedAt = nil
+	}
+	m.Version++
+	m.UpdatedAt = now
+}
+
+// Record is implemented by the seven resources.
+type Record interface {
+	Base() *Meta
+	// Entity is the resource name: "patients", "queue", …
+	Entity() string
+	// Patient is the id of the patient the record concerns, "" for none.
+	Patient() string
+}
+
+// Timestamp normalises a time as the databases keep it: UTC, microseconds.
+func Timestamp(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// IDPrefix returns the id prefix of an entity's records.
+func IDPrefix(entity string) string {
+	switch entity {
+	case EntityPatient:
+		return "pat"
+	case EntityDoctor:
+		return "doc"
+	case EntityAppointment:
+		return "apt"
+	case EntityQueue:
+		return "q"
+	case EntityVisit:
+		return "vis"
+	case EntityPrescription:
+		return "rx"
+	case EntityInvoice:
+		return "inv"
+	}
+	return "x"
+}
+
+const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// NewID returns a random id with the prefix: "q_9f3k…" (20 characters, 100 bits).
+func NewID(prefix string) string {
+	var b [20]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = idAlphabet[b[i]&31]
+	}
+	return prefix + "_" + string(b[:])
+}
+
+// ValidID reports whether s has the shape of an id of the entity; anything
+// else cannot name a record and answers 404 without a query.
+func ValidID(entity, s string) bool {
+	p := IDPrefix(entity) + "_"
+	if !strings.HasPrefix(s, p) || len(s) != len(p)+20 {
+		return false
+	}
+	for _, c := range s[len(p):] {
+		if !strings.ContainsRune(idAlphabet, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkText validates a string field: valid UTF-8, no NUL, within max
+// (characters when max <= MaxNameLen, bytes otherwise), present if required.
+func checkText(v *Validation, field, s string, max int, required bool) {
+	switch {
+	case required && strings.TrimSpace(s) == "":
+		v.Add(field, "is required")
+	case !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0:
+		v.Add(field, "must be valid UTF-8 text without NUL characters")
+	case max <= MaxNameLen && utf8.RuneCountInString(s) > max:
+		v.Add(field, "is too long")
+	case len(s) > max:
+		v.Add(field, "is too long")
+	}
+}
+
+// checkRef validates a reference to another record by id.
+func checkRef(v *Validation, field, entity, id string, required bool) {
+	switch {
+	case id == "" && required:
+		v.Add(field, "is required")
+	case id != "" && !ValidID(entity, id):
+		v.Add(field, "is not a valid id")
+	}
+}
+
+// transitions is a state machine: the statuses each status may move to.
+type transitions[S ~string] map[S][]S
+
+func (t transitions[S]) allowed(from, to S) bool {
+	for _, s := range t[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+func (t transitions[S]) known(s S) bool {
+	_, ok := t[s]
+	return ok
+}
+
+// transitionError is the 409 for a move the table does not allow.
+func transitionError[S ~string](entity string, from, to S) error {
+	return Errorf(ECONFLICT, "%s cannot move from %s to %s", entity, from, to)
+}

@@ -1,0 +1,357 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"gorm.io/gorm"
+)
+
+// access checks that the actor may read (write=false) or write the entity,
+// and returns the patient its reads are limited to ("" for staff).
+func access(ctx context.Context, entity string, write bool) (models.Actor, error) {
+	a, ok := models.ActorFromContext(ctx)
+	if !ok || a.TenantID == "" {
+		return a, models.Errorf(models.EUNAUTHORIZED, "no tenant")
+	}
+	switch {
+	case a.Role.Staff():
+		return a, nil
+	case a.Role == models.RolePatient && !write:
+		return a, nil
+	}
+	return a, models.Errorf(models.EFORBIDDEN, "a %s token cannot %s %s", a.Role, map[bool]string{true: "change", false: "read"}[write], entity)
+}
+
+// visible reports whether a patient-scoped actor may see rec.
+func visible(a models.Actor, rec models.Record) bool {
+	if a.Role != models.RolePatient {
+		return true
+	}
+	// Patients see the doctor directory and their own records.
+	return rec.Entity() == models.EntityDoctor || rec.Patient() == a.Subject
+}
+
+// Create validates rec, applies its entity's creation rules and saves it with
+// its events. It returns the record's JSON (or, for a repeated
+// Idempotency-Key, the first response).
+func (s *Store) Create(ctx context.Context, rec models.Record) (json.RawMessage, error) {
+	if _, err := access(ctx, rec.Entity(), true); err != nil {
+		return nil, err
+	}
+	return s.write(ctx, "create "+rec.Entity(), func(w *writer) (models.Record, error) {
+		if err := w.create(rec); err != nil {
+			return nil, err
+		}
+		return rec, nil
+	})
+}
+
+// Find returns the record of the entity with the id, ENOTFOUND when it does
+// not exist in the caller's tenant, was deleted, or is not the caller's.
+func (s *Store) Find(ctx context.Context, entity, id string) (models.Record, error) {
+	a, err := access(ctx, entity, false)
+	if err != nil {
+		return nil, err
+	}
+	if !models.ValidID(entity, id) {
+		return nil, models.NotFound(singular(entity))
+	}
+	rec := models.Resources[entity].New()
+	err = s.db.WithContext(ctx).Where("tenant_id = ? AND id = ? AND deleted_at IS NULL", a.TenantID, id).Take(rec).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !visible(a, rec)) {
+		return nil, models.NotFound(singular(entity))
+	}
+	if err != nil {
+		return nil, s.wrap(ctx, "find "+entity, err)
+	}
+	if q, ok := rec.(*models.QueueEntry); ok {
+		if err := s.positions(s.db.WithContext(ctx), a.TenantID, []*models.QueueEntry{q}); err != nil {
+			return nil, s.wrap(ctx, "find queue", err)
+		}
+	}
+	return rec, nil
+}
+
+// Update applies a partial update (a *models.<Entity>Update) to the record.
+// ifMatch > 0 requires the record's current version to equal it.
+func (s *Store) Update(ctx context.Context, entity, id string, ifMatch int64, update any) (json.RawMessage, error) {
+	if _, err := access(ctx, entity, true); err != nil {
+		return nil, err
+	}
+	return s.write(ctx, "update "+entity, func(w *writer) (models.Record, error) {
+		rec, err := w.load(entity, id, ifMatch)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.update(rec, update); err != nil {
+			return nil, err
+		}
+		return rec, nil
+	})
+}
+
+// Delete takes the record out of the tenant's lists (patients and doctors
+// are archived; nothing is erased).
+func (s *Store) Delete(ctx context.Context, entity, id string, ifMatch int64) error {
+	if _, err := access(ctx, entity, true); err != nil {
+		return err
+	}
+	if !models.Resources[entity].Deletable {
+		return models.Errorf(models.EMETHOD, "%s cannot be deleted; change their status instead", entity)
+	}
+	_, err := s.write(ctx, "delete "+entity, func(w *writer) (models.Record, error) {
+		rec, err := w.load(entity, id, ifMatch)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.delete(rec); err != nil {
+			return nil, err
+		}
+		t := w.now
+		rec.Base().DeletedAt = &t
+		rec.Base().Touch(w.actor.TenantID, "", w.now)
+		if err := w.tx.Save(rec).Error; err != nil {
+			return nil, fmt.Errorf("delete: %w", err)
+		}
+		w.emit(rec, models.OpDeleted)
+		return nil, nil
+	})
+	return err
+}
+
+// load reads a record for a write, locking its doctor's row first on
+// Postgres so that every write touching a doctor's queue takes locks in one
+// order (doctor, then records), then the record itself.
+func (w *writer) load(entity, id string, ifMatch int64) (models.Record, error) {
+	if !models.ValidID(entity, id) {
+		return nil, models.NotFound(singular(entity))
+	}
+	rec := models.Resources[entity].New()
+	q := w.tx.Where("tenant_id = ? AND id = ? AND deleted_at IS NULL", w.actor.TenantID, id)
+	if d := doctorOf(rec); d != nil && w.s.dialect == Postgres {
+		if err := q.Take(rec).Error; err != nil {
+			return nil, notFound(err, entity)
+		}
+		if _, err := w.lockDoctor(*d, true); err != nil {
+			return nil, err
+		}
+		rec = models.Resources[entity].New()
+		q = w.tx.Where("tenant_id = ? AND id = ? AND deleted_at IS NULL", w.actor.TenantID, id)
+	}
+	if err := w.lockQuery(q).Take(rec).Error; err != nil {
+		return nil, notFound(err, entity)
+	}
+	if ifMatch > 0 && rec.Base().Version != ifMatch {
+		return nil, models.Errorf(models.EPRECONDITION, "%s is at version %d, not %d", singular(entity), rec.Base().Version, ifMatch)
+	}
+	return rec, nil
+}
+
+func (w *writer) lockQuery(q *gorm.DB) *gorm.DB {
+	if w.s.dialect == Postgres {
+		return q.Clauses(lockingUpdate)
+	}
+	return q
+}
+
+// doctorOf returns a pointer to the doctor id of records that affect a
+// doctor's queue, nil for others.
+func doctorOf(rec models.Record) *string {
+	switch r := rec.(type) {
+	case *models.Appointment:
+		return &r.DoctorID
+	case *models.QueueEntry:
+		return &r.DoctorID
+	case *models.Visit:
+		return &r.DoctorID
+	}
+	return nil
+}
+
+func notFound(err error, entity string) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return models.NotFound(singular(entity))
+	}
+	return fmt.Errorf("load %s: %w", entity, err)
+}
+
+// singular names one record of an entity in messages.
+func singular(entity string) string {
+	switch entity {
+	case models.EntityQueue:
+		return "queue entry"
+	case models.EntityPatient:
+		return "patient"
+	case models.EntityDoctor:
+		return "doctor"
+	case models.EntityAppointment:
+		return "appointment"
+	case models.EntityVisit:
+		return "visit"
+	case models.EntityPrescription:
+		return "prescription"
+	case models.EntityInvoice:
+		return "invoice"
+	}
+	return entity
+}
+
+// List returns a page of the entity's records and the cursor they are
+// consistent with, or with q.Since the records changed after that cursor.
+func (s *Store) List(ctx context.Context, entity string, q models.ListQuery) (*models.Page, error) {
+	a, err := access(ctx, entity, false)
+	if err != nil {
+		return nil, err
+	}
+	page := &models.Page{Items: []models.Record{}}
+	err = s.read(ctx, func(tx *gorm.DB) error {
+		h, err := headOf(tx, a.TenantID)
+		if err != nil {
+			return err
+		}
+		page.Cursor = h.Seq
+		if q.Since > 0 {
+			if q.Since < h.PrunedThrough || q.Since > h.Seq {
+				return cursorExpired(q.Since, h)
+			}
+			return s.delta(tx, a, entity, q, page)
+		}
+		db := s.filter(tx, a, entity, q).Where("deleted_at IS NULL")
+		if q.After != "" {
+			db = db.Where("id > ?", q.After)
+		}
+		rows := newSlice(entity)
+		if err := db.Order("id").Limit(q.Limit + 1).Find(rows.ptr).Error; err != nil {
+			return fmt.Errorf("list %s: %w", entity, err)
+		}
+		recs := rows.records()
+		if len(recs) > q.Limit {
+			recs = recs[:q.Limit]
+			page.Next = recs[len(recs)-1].Base().ID
+		}
+		page.Items = recs
+		return s.positionRecords(tx, a.TenantID, recs)
+	})
+	if err != nil {
+		return nil, s.wrap(ctx, "list "+entity, err)
+	}
+	return page, nil
+}
+
+// delta fills page with the records of the entity changed after q.Since,
+// live ones in Items and deleted ids in Deleted.
+func (s *Store) delta(tx *gorm.DB, a models.Actor, entity string, q models.ListQuery, page *models.Page) error {
+	ev := tx.Model(&eventRow{}).Where("tenant_id = ? AND entity = ? AND seq > ? AND seq <= ?", a.TenantID, entity, q.Since, page.Cursor)
+	if a.Role == models.RolePatient && entity != models.EntityDoctor {
+		ev = ev.Where("patient_id = ?", a.Subject)
+	}
+	var ids []string
+	if err := ev.Distinct("entity_id").Pluck("entity_id", &ids).Error; err != nil {
+		return fmt.Errorf("delta %s: %w", entity, err)
+	}
+	page.Deleted = []string{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		rows := newSlice(entity)
+		if err := s.filter(tx, a, entity, q).Where("id IN ?", chunk).Order("id").Find(rows.ptr).Error; err != nil {
+			return fmt.Errorf("delta %s: %w", entity, err)
+		}
+		for _, r := range rows.records() {
+			if r.Base().DeletedAt != nil {
+				page.Deleted = append(page.Deleted, r.Base().ID)
+			} else {
+				page.Items = append(page.Items, r)
+			}
+		}
+	}
+	return s.positionRecords(tx, a.TenantID, page.Items)
+}
+
+// filter scopes a query on the entity's table to the tenant, the caller's
+// patient and the list filters.
+func (s *Store) filter(tx *gorm.DB, a models.Actor, entity string, q models.ListQuery) *gorm.DB {
+	db := tx.Table(tableOf(entity)).Where("tenant_id = ?", a.TenantID)
+	if a.Role == models.RolePatient {
+		switch entity {
+		case models.EntityDoctor:
+		case models.EntityPatient:
+			db = db.Where("id = ?", a.Subject)
+		default:
+			db = db.Where("patient_id = ?", a.Subject)
+		}
+	}
+	for k, v := range q.Filters {
+		switch {
+		case k == "date" && entity == models.EntityAppointment:
+			day, _ := time.ParseInLocation(time.DateOnly, v, s.loc)
+			db = db.Where("starts_at >= ? AND starts_at < ?", day.UTC(), day.AddDate(0, 0, 1).UTC())
+		case k == "date":
+			db = db.Where("day = ?", v)
+		default:
+			// k was checked against the resource's filter names by the caller.
+			db = db.Where(k+" = ?", v)
+		}
+	}
+	return db
+}
+
+// read runs fn in a read-only transaction that sees one snapshot.
+func (s *Store) read(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.dialect == Postgres {
+		return s.db.WithContext(ctx).Transaction(fn, &sqlTxRepeatableRead)
+	}
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+func tableOf(entity string) string {
+	if entity == models.EntityQueue {
+		return "queue_entries"
+	}
+	return entity
+}
+
+// recordSlice holds a typed slice for GORM to fill.
+type recordSlice struct {
+	ptr     any
+	records func() []models.Record
+}
+
+func newSlice(entity string) recordSlice {
+	switch entity {
+	case models.EntityPatient:
+		return typed[models.Patient]()
+	case models.EntityDoctor:
+		return typed[models.Doctor]()
+	case models.EntityAppointment:
+		return typed[models.Appointment]()
+	case models.EntityQueue:
+		return typed[models.QueueEntry]()
+	case models.EntityVisit:
+		return typed[models.Visit]()
+	case models.EntityPrescription:
+		return typed[models.Prescription]()
+	case models.EntityInvoice:
+		return typed[models.Invoice]()
+	}
+	panic("store: unknown entity " + entity)
+}
+
+func typed[T any, P interface {
+	*T
+	models.Record
+}]() recordSlice {
+	var rows []*T
+	return recordSlice{ptr: &rows, records: func() []models.Record {
+		out := make([]models.Record, len(rows))
+		for i, r := range rows {
+			out[i] = P(r)
+		}
+		return out
+	}}
+}

@@ -1,0 +1,493 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+var (
+	lockingUpdate       = clause.Locking{Strength: "UPDATE"}
+	sqlTxRepeatableRead = sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+)
+
+// insert stamps and saves a new record and emits its created event.
+func (w *writer) insert(rec models.Record) error {
+	rec.Base().ID = ""
+	rec.Base().Touch(w.actor.TenantID, models.IDPrefix(rec.Entity()), w.now)
+	if err := w.tx.Create(rec).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return duplicate(rec)
+		}
+		return fmt.Errorf("insert %s: %w", rec.Entity(), err)
+	}
+	w.emit(rec, models.OpCreated)
+	return nil
+}
+
+// save stamps and saves a changed record and emits its updated event.
+func (w *writer) save(rec models.Record) error {
+	rec.Base().Touch(w.actor.TenantID, "", w.now)
+	if err := w.tx.Save(rec).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return duplicate(rec)
+		}
+		return fmt.Errorf("save %s: %w", rec.Entity(), err)
+	}
+	w.emit(rec, models.OpUpdated)
+	return nil
+}
+
+func duplicate(rec models.Record) error {
+	if rec.Entity() == models.EntityPatient {
+		return &models.Error{Code: models.ECONFLICT, Message: "mrn: already used by another patient",
+			Fields: []models.FieldError{{Field: "mrn", Message: "already used by another patient"}}}
+	}
+	return models.Errorf(models.ECONFLICT, "%s conflicts with an existing record", singular(rec.Entity()))
+}
+
+// ref loads a referenced record for a write. A missing, deleted or foreign
+// reference answers ENOTFOUND naming the field, like a foreign URL id.
+func (w *writer) ref(rec models.Record, field, id string, forUpdate bool) error {
+	q := w.tx.Where("tenant_id = ? AND id = ? AND deleted_at IS NULL", w.actor.TenantID, id)
+	if forUpdate {
+		q = w.lockQuery(q)
+	}
+	err := q.Take(rec).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return &models.Error{Code: models.ENOTFOUND, Message: field + ": no such " + singular(rec.Entity()),
+			Fields: []models.FieldError{{Field: field, Message: "no such " + singular(rec.Entity())}}}
+	}
+	if err != nil {
+		return fmt.Errorf("load %s: %w", field, err)
+	}
+	return nil
+}
+
+// lockDoctor locks a doctor's row: the per-doctor mutex of queue writes.
+func (w *writer) lockDoctor(id string, archivedOK bool) (*models.Doctor, error) {
+	d := &models.Doctor{}
+	q := w.lockQuery(w.tx.Where("tenant_id = ? AND id = ?", w.actor.TenantID, id))
+	err := q.Take(d).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && d.DeletedAt != nil && !archivedOK) {
+		return nil, &models.Error{Code: models.ENOTFOUND, Message: "doctor_id: no such doctor",
+			Fields: []models.FieldError{{Field: "doctor_id", Message: "no such doctor"}}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock doctor: %w", err)
+	}
+	return d, nil
+}
+
+// create applies the creation rules of rec's entity.
+func (w *writer) create(rec models.Record) error {
+	switch r := rec.(type) {
+	case *models.Patient:
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if r.MRN == "" {
+			r.MRN = "MRN-" + strings.ToUpper(models.NewID("x")[2:12])
+		}
+	case *models.Doctor:
+		if err := r.Validate(); err != nil {
+			return err
+		}
+	case *models.Appointment:
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if _, err := w.lockDoctor(r.DoctorID, false); err != nil {
+			return err
+		}
+		if err := w.ref(&models.Patient{}, "patient_id", r.PatientID, false); err != nil {
+			return err
+		}
+		r.Status = models.AppointmentScheduled
+	case *models.QueueEntry:
+		return w.createQueueEntry(r)
+	case *models.Visit:
+		return w.createVisit(r)
+	case *models.Prescription:
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		v := &models.Visit{}
+		if err := w.ref(v, "visit_id", r.VisitID, true); err != nil {
+			return err
+		}
+		if v.Status != models.VisitOpen {
+			return models.Errorf(models.ECONFLICT, "prescriptions belong to an open visit; this one is closed")
+		}
+		r.PatientID, r.DoctorID = v.PatientID, v.DoctorID
+	case *models.Invoice:
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if r.VisitID != nil {
+			v := &models.Visit{}
+			if err := w.ref(v, "visit_id", *r.VisitID, false); err != nil {
+				return err
+			}
+			if r.PatientID != "" && r.PatientID != v.PatientID {
+				return models.Invalid("patient_id", "is not the visit's patient")
+			}
+			r.PatientID = v.PatientID
+		}
+		if err := w.ref(&models.Patient{}, "patient_id", r.PatientID, false); err != nil {
+			return err
+		}
+		r.Status = models.InvoiceDraft
+	default:
+		return fmt.Errorf("create: unknown record %T", rec)
+	}
+	return w.insert(rec)
+}
+
+// createQueueEntry adds a patient to a doctor's queue of today with the next
+// token; with an appointment, it checks that appointment in.
+func (w *writer) createQueueEntry(q *models.QueueEntry) error {
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	if _, err := w.lockDoctor(q.DoctorID, false); err != nil {
+		return err
+	}
+	if err := w.ref(&models.Patient{}, "patient_id", q.PatientID, false); err != nil {
+		return err
+	}
+	if q.AppointmentID != nil {
+		a := &models.Appointment{}
+		if err := w.ref(a, "appointment_id", *q.AppointmentID, true); err != nil {
+			return err
+		}
+		if a.PatientID != q.PatientID || a.DoctorID != q.DoctorID {
+			return models.Invalid("appointment_id", "is for another patient or doctor")
+		}
+		if err := a.Transition(models.AppointmentCheckedIn); err != nil {
+			return err
+		}
+		if err := w.save(a); err != nil {
+			return err
+		}
+	}
+	return w.enqueue(q)
+}
+
+// enqueue gives q the next token of its doctor's day and inserts it.
+func (w *writer) enqueue(q *models.QueueEntry) error {
+	q.Day = w.s.now().In(w.s.loc).Format("2006-01-02")
+	q.Status = models.QueueWaiting
+	q.CalledAt, q.StartedAt, q.CompletedAt = nil, nil, nil
+	var last sql.NullInt64
+	err := w.tx.Table("queue_entries").Where("tenant_id = ? AND doctor_id = ? AND day = ?", w.actor.TenantID, q.DoctorID, q.Day).
+		Select("MAX(token)").Scan(&last).Error
+	if err != nil {
+		return fmt.Errorf("next token: %w", err)
+	}
+	q.Token = int(last.Int64) + 1
+	return w.insert(q)
+}
+
+// createVisit opens a visit from a queue entry, an appointment, or a patient
+// and doctor; the entry moves to in_progress and the appointment to
+// in_consultation.
+func (w *writer) createVisit(v *models.Visit) error {
+	if err := v.Validate(); err != nil {
+		return err
+	}
+	var entry *models.QueueEntry
+	var appt *models.Appointment
+	if v.QueueEntryID != nil {
+		entry = &models.QueueEntry{}
+		if err := w.refLocked(entry, "queue_entry_id", *v.QueueEntryID); err != nil {
+			return err
+		}
+		if v.AppointmentID == nil {
+			v.AppointmentID = entry.AppointmentID
+		}
+	}
+	if v.AppointmentID != nil {
+		appt = &models.Appointment{}
+		if err := w.refLocked(appt, "appointment_id", *v.AppointmentID); err != nil {
+			return err
+		}
+		if entry != nil && (entry.AppointmentID == nil || *entry.AppointmentID != appt.ID) {
+			return models.Invalid("appointment_id", "is not the queue entry's appointment")
+		}
+	}
+	for _, src := range []struct{ patient, doctor string }{pd(entry), pdA(appt)} {
+		if src.patient == "" {
+			continue
+		}
+		if v.PatientID != "" && v.PatientID != src.patient {
+			return models.Invalid("patient_id", "does not match the queue entry or appointment")
+		}
+		if v.DoctorID != "" && v.DoctorID != src.doctor {
+			return models.Invalid("doctor_id", "does not match the queue entry or appointment")
+		}
+		v.PatientID, v.DoctorID = src.patient, src.doctor
+	}
+	if entry == nil && appt == nil {
+		if _, err := w.lockDoctor(v.DoctorID, false); err != nil {
+			return err
+		}
+		if err := w.ref(&models.Patient{}, "patient_id", v.PatientID, false); err != nil {
+			return err
+		}
+	}
+	if entry != nil {
+		var open int64
+		if err := w.tx.Model(&models.Visit{}).Where("tenant_id = ? AND queue_entry_id = ? AND status = ?", w.actor.TenantID, entry.ID, models.VisitOpen).Count(&open).Error; err != nil {
+			return fmt.Errorf("open visits: %w", err)
+		}
+		if open > 0 {
+			return models.Errorf(models.ECONFLICT, "the queue entry already has an open visit")
+		}
+		if entry.Terminal() {
+			return models.Errorf(models.ECONFLICT, "the queue entry is %s", entry.Status)
+		}
+		if entry.AdvanceTo(models.QueueInProgress, w.now) {
+			if err := w.save(entry); err != nil {
+				return err
+			}
+		}
+	}
+	if appt != nil {
+		if appt.Status == models.AppointmentCancelled || appt.Status == models.AppointmentNoShow {
+			return models.Errorf(models.ECONFLICT, "the appointment is %s", appt.Status)
+		}
+		if appt.AdvanceTo(models.AppointmentInConsultation) {
+			if err := w.save(appt); err != nil {
+				return err
+			}
+		}
+	}
+	v.Status, v.ClosedAt = models.VisitOpen, nil
+	return w.insert(v)
+}
+
+func pd(q *models.QueueEntry) struct{ patient, doctor string } {
+	if q == nil {
+		return struct{ patient, doctor string }{}
+	}
+	return struct{ patient, doctor string }{q.PatientID, q.DoctorID}
+}
+
+func pdA(a *models.Appointment) struct{ patient, doctor string } {
+	if a == nil {
+		return struct{ patient, doctor string }{}
+	}
+	return struct{ patient, doctor string }{a.PatientID, a.DoctorID}
+}
+
+// refLocked loads a queue-affecting reference with its doctor locked first.
+func (w *writer) refLocked(rec models.Record, field, id string) error {
+	if err := w.ref(rec, field, id, false); err != nil {
+		return err
+	}
+	if d := doctorOf(rec); d != nil {
+		if _, err := w.lockDoctor(*d, true); err != nil {
+			return err
+		}
+	}
+	return w.ref(rec, field, id, true)
+}
+
+// update applies a partial update and the cross-entity rules it triggers.
+func (w *writer) update(rec models.Record, update any) error {
+	switch r := rec.(type) {
+	case *models.Patient:
+		if err := update.(*models.PatientUpdate).Apply(r); err != nil {
+			return err
+		}
+	case *models.Doctor:
+		if err := update.(*models.DoctorUpdate).Apply(r); err != nil {
+			return err
+		}
+	case *models.Appointment:
+		from := r.Status
+		if err := update.(*models.AppointmentUpdate).Apply(r); err != nil {
+			return err
+		}
+		if err := w.save(r); err != nil {
+			return err
+		}
+		if r.Status != from {
+			return w.appointmentMoved(r)
+		}
+		return nil
+	case *models.QueueEntry:
+		from := r.Status
+		if err := update.(*models.QueueUpdate).Apply(r, w.now); err != nil {
+			return err
+		}
+		if err := w.save(r); err != nil {
+			return err
+		}
+		if r.Status != from {
+			return w.queueMoved(r)
+		}
+		return nil
+	case *models.Visit:
+		from := r.Status
+		if err := update.(*models.VisitUpdate).Apply(r, w.now); err != nil {
+			return err
+		}
+		if err := w.save(r); err != nil {
+			return err
+		}
+		if r.Status != from && r.Status == models.VisitClosed {
+			return w.visitClosed(r)
+		}
+		return nil
+	case *models.Prescription:
+		if err := w.openVisit(r.VisitID); err != nil {
+			return err
+		}
+		if err := update.(*models.PrescriptionUpdate).Apply(r); err != nil {
+			return err
+		}
+	case *models.Invoice:
+		if err := update.(*models.InvoiceUpdate).Apply(r); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("update: unknown record %T", rec)
+	}
+	return w.save(rec)
+}
+
+// openVisit answers ECONFLICT unless the visit is open.
+func (w *writer) openVisit(id string) error {
+	v := &models.Visit{}
+	if err := w.ref(v, "visit_id", id, true); err != nil {
+		return err
+	}
+	if v.Status != models.VisitOpen {
+		return models.Errorf(models.ECONFLICT, "the visit is closed; its prescriptions cannot change")
+	}
+	return nil
+}
+
+// appointmentMoved applies the rules that follow an appointment's status
+// change: checking in queues the patient; completing, cancelling or a
+// no-show settles the queue entry.
+func (w *writer) appointmentMoved(a *models.Appointment) error {
+	if a.Status == models.AppointmentCheckedIn {
+		return w.enqueue(&models.QueueEntry{PatientID: a.PatientID, DoctorID: a.DoctorID, AppointmentID: &a.ID, Priority: models.PriorityNormal})
+	}
+	q, err := w.entryOf(a.ID)
+	if q == nil || err != nil {
+		return err
+	}
+	changed := false
+	switch a.Status {
+	case models.AppointmentInConsultation:
+		changed = q.AdvanceTo(models.QueueCalled, w.now)
+	case models.AppointmentCompleted:
+		changed = q.AdvanceTo(models.QueueCompleted, w.now)
+	case models.AppointmentCancelled:
+		changed = q.Transition(models.QueueCancelled, w.now) == nil
+	case models.AppointmentNoShow:
+		changed = q.Transition(models.QueueNoShow, w.now) == nil
+	}
+	if changed {
+		return w.save(q)
+	}
+	return nil
+}
+
+// queueMoved applies the rules that follow a queue entry's status change to
+// its appointment.
+func (w *writer) queueMoved(q *models.QueueEntry) error {
+	if q.AppointmentID == nil {
+		return nil
+	}
+	a := &models.Appointment{}
+	if err := w.ref(a, "appointment_id", *q.AppointmentID, true); err != nil {
+		var me *models.Error
+		if errors.As(err, &me) && me.Code == models.ENOTFOUND {
+			return nil // the appointment was deleted; the queue goes on
+		}
+		return err
+	}
+	changed := false
+	switch q.Status {
+	case models.QueueCalled, models.QueueInProgress:
+		changed = a.AdvanceTo(models.AppointmentInConsultation)
+	case models.QueueCompleted:
+		changed = a.AdvanceTo(models.AppointmentCompleted)
+	case models.QueueNoShow:
+		changed = a.Transition(models.AppointmentNoShow) == nil
+	case models.QueueCancelled:
+		changed = a.Transition(models.AppointmentCancelled) == nil
+	}
+	if changed {
+		return w.save(a)
+	}
+	return nil
+}
+
+// visitClosed completes the visit's queue entry and appointment.
+func (w *writer) visitClosed(v *models.Visit) error {
+	if v.QueueEntryID != nil {
+		q := &models.QueueEntry{}
+		if err := w.ref(q, "queue_entry_id", *v.QueueEntryID, true); err != nil {
+			return err
+		}
+		if q.AdvanceTo(models.QueueCompleted, w.now) {
+			if err := w.save(q); err != nil {
+				return err
+			}
+		}
+	}
+	if v.AppointmentID != nil {
+		a := &models.Appointment{}
+		if err := w.ref(a, "appointment_id", *v.AppointmentID, true); err != nil {
+			return err
+		}
+		if a.AdvanceTo(models.AppointmentCompleted) {
+			if err := w.save(a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// entryOf returns the latest queue entry of an appointment, locked, or nil.
+func (w *writer) entryOf(appointmentID string) (*models.QueueEntry, error) {
+	q := &models.QueueEntry{}
+	err := w.lockQuery(w.tx.Where("tenant_id = ? AND appointment_id = ?", w.actor.TenantID, appointmentID)).
+		Order("created_at DESC").Take(q).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue entry of appointment: %w", err)
+	}
+	return q, nil
+}
+
+// delete checks that the domain allows deleting rec.
+func (w *writer) delete(rec models.Record) error {
+	switch r := rec.(type) {
+	case *models.Appointment:
+		if r.Status == models.AppointmentCheckedIn || r.Status == models.AppointmentInConsultation || r.Status == models.AppointmentCompleted {
+			return models.Errorf(models.ECONFLICT, "a %s appointment cannot be deleted; cancel it instead", r.Status)
+		}
+	case *models.Prescription:
+		return w.openVisit(r.VisitID)
+	case *models.Invoice:
+		if r.Status != models.InvoiceDraft {
+			return models.Errorf(models.ECONFLICT, "only a draft invoice can be deleted; void it instead")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// eventRow is an event as the events table keeps it.
+type eventRow struct {
+	TenantID  string
+	Seq       int64
+	Type      string
+	Entity    string
+	EntityID  string
+	Version   int64
+	At        time.Time
+	Actor     string
+	PatientID string
+	Data      string
+}
+
+func (eventRow) TableName() string { return "events" }
+
+func (r *eventRow) event() models.Event {
+	return models.Event{
+		Seq: r.Seq, Type: r.Type, Entity: r.Entity, ID: r.EntityID, Version: r.Version,
+		At: r.At.UTC(), Actor: r.Actor, Data: json.RawMessage(r.Data), TenantID: r.TenantID, PatientID: r.PatientID,
+	}
+}
+
+type idempotencyRow struct {
+	TenantID    string
+	Key         string
+	RequestHash string
+	Response    string
+	CreatedAt   time.Time
+}
+
+func (idempotencyRow) TableName() string { return "idempotency_keys" }
+
+// change is one event the transaction will append.
+type change struct {
+	rec models.Record // nil for a board event
+	op  string
+	// board events
+	board *models.Board
+}
+
+type boardKey struct{ doctorID, day string }
+
+// writer is the state of one write transaction.
+type writer struct {
+	s       *Store
+	tx      *gorm.DB
+	ctx     context.Context
+	actor   models.Actor
+	now     time.Time
+	changes []change
+	boards  []boardKey
+}
+
+// emit records that rec was created, updated or deleted in this transaction.
+func (w *writer) emit(rec models.Record, op string) {
+	w.changes = append(w.changes, change{rec: rec, op: op})
+	if q, ok := rec.(*models.QueueEntry); ok {
+		w.touchBoard(q.DoctorID, q.Day)
+	}
+}
+
+// touchBoard records that a doctor's board of a day changed.
+func (w *writer) touchBoard(doctorID, day string) {
+	k := boardKey{doctorID, day}
+	for _, b := range w.boards {
+		if b == k {
+			return
+		}
+	}
+	w.boards = append(w.boards, k)
+}
+
+// lock adds FOR UPDATE on Postgres; SQLite's single writer needs none.
+func (w *writer) lock() *gorm.DB {
+	if w.s.dialect == Postgres {
+		return w.tx.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return w.tx
+}
+
+// errReplay carries the stored response of a repeated Idempotency-Key.
+type errReplay struct{ body json.RawMessage }
+
+func (errReplay) Error() string { return "idempotent replay" }
+
+// write runs fn in a transaction and appends the events it emitted. It
+// retries a transaction Postgres aborted for a deadlock or serialization
+// failure. It returns the JSON of primary (marshalled after the
+// transaction's board positions are known), or the stored response of a
+// repeated Idempotency-Key.
+func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models.Record, error)) (json.RawMessage, error) {
+	actor, ok := models.ActorFromContext(ctx)
+	if !ok || actor.TenantID == "" {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "no tenant")
+	}
+	idem, hasIdem := models.IdempotencyKeyFromContext(ctx)
+	for attempt := 0; ; attempt++ {
+		var body json.RawMessage
+		var head int64
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			w := &writer{s: s, tx: tx, ctx: ctx, actor: actor, now: models.Timestamp(s.now())}
+			if hasIdem {
+				if err := w.checkIdempotency(idem); err != nil {
+					return err
+				}
+			}
+			primary, err := fn(w)
+			if err != nil {
+				return err
+			}
+			if head, err = w.finish(); err != nil {
+				return err
+			}
+			if primary != nil {
+				if body, err = json.Marshal(primary); err != nil {
+					return fmt.Errorf("marshal: %w", err)
+				}
+			}
+			if hasIdem {
+				row := idempotencyRow{TenantID: actor.TenantID, Key: idem.Key, RequestHash: idem.Hash, Response: string(body), CreatedAt: w.now}
+				if err := tx.Create(&row).Error; err != nil {
+					return fmt.Errorf("idempotency key: %w", err)
+				}
+			}
+			return nil
+		})
+		var replay errReplay
+		switch {
+		case err == nil:
+			if head > 0 && s.commit != nil {
+				s.commit(actor.TenantID, head)
+			}
+			return body, nil
+		case errors.As(err, &replay):
+			return replay.body, nil
+		case hasIdem && errors.Is(err, gorm.ErrDuplicatedKey) && attempt < 3:
+			continue // a concurrent request with the same key won; read its result
+		case retryable(err) && attempt < 5:
+			continue
+		}
+		return nil, s.wrap(ctx, op, err)
+	}
+}
+
+// retryable reports a Postgres deadlock or serialization failure.
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}
+
+func (w *writer) checkIdempotency(k models.IdempotencyKey) error {
+	var row idempotencyRow
+	err := w.tx.Where("tenant_id = ? AND key = ?", w.actor.TenantID, k.Key).Take(&row).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("idempotency lookup: %w", err)
+	case row.RequestHash != k.Hash:
+		return models.Errorf(models.EUNPROCESSABLE, "Idempotency-Key was already used with a different request")
+	}
+	return errReplay{body: json.RawMessage(row.Response)}
+}
+
+// finish computes the boards touched, allocates the events' seqs from the
+// tenant's counter row and appends them. The counter row's lock is taken
+// last and held to commit, so transactions of one tenant commit in seq order.
+func (w *writer) finish() (int64, error) {
+	for _, k := range w.boards {
+		b, entries, err := w.s.board(w.tx, w.actor.TenantID, k.doctorID, k.day)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range w.changes {
+			if q, ok := c.rec.(*models.QueueEntry); ok && q.DoctorID == k.doctorID && q.Day == k.day {
+				for _, e := range entries {
+					if e.ID == q.ID {
+						q.Position, q.EstimatedWaitMinutes = e.Position, e.EstimatedWaitMinutes
+					}
+				}
+			}
+		}
+		w.changes = append(w.changes, change{op: models.OpBoard, board: &b})
+	}
+	if len(w.changes) == 0 {
+		return 0, nil
+	}
+	n := int64(len(w.changes))
+	var head int64
+	err := w.tx.Raw(`INSERT INTO tenant_heads (tenant_id, seq, pruned_through) VALUES (?, ?, 0)
+ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_heads.seq + excluded.seq RETURNING seq`, w.actor.TenantID, n).Scan(&head).Error
+	if err != nil {
+		return 0, fmt.Errorf("allocate seq: %w", err)
+	}
+	rows := make([]eventRow, 0, n)
+	for i, c := range w.changes {
+		r := eventRow{TenantID: w.actor.TenantID, Seq: head - n + 1 + int64(i), At: w.now, Actor: w.actor.Subject}
+		var data any
+		if c.board != nil {
+			r.Entity, r.EntityID, data = models.EntityBoard, c.board.DoctorID, c.board
+		} else {
+			m := c.rec.Base()
+			r.Entity, r.EntityID, r.Version, r.PatientID = c.rec.Entity(), m.ID, m.Version, c.rec.Patient()
+			if c.op != models.OpDeleted {
+				data = c.rec
+			}
+		}
+		r.Type = models.EventType(r.Entity, c.op)
+		b, err := json.Marshal(data)
+		if err != nil {
+			return 0, fmt.Errorf("marshal event: %w", err)
+		}
+		r.Data = string(b)
+		rows = append(rows, r)
+	}
+	if err := w.tx.CreateInBatches(&rows, 200).Error; err != nil {
+		return 0, fmt.Errorf("append events: %w", err)
+	}
+	if w.s.dialect == Postgres {
+		// A nudge for other instances, delivered by Postgres at commit. The
+		// payload is only tenant and head: NOTIFY payloads are capped at 8000 bytes.
+		if err := w.tx.Exec("SELECT pg_notify(?, ?)", NotifyChannel, fmt.Sprintf("%s %d", w.actor.TenantID, head)).Error; err != nil {
+			return 0, fmt.Errorf("notify: %w", err)
+		}
+	}
+	return head, nil
+}
+
+// NotifyChannel is the Postgres channel that announces new events.
+const NotifyChannel = "clinicpulse_events"
