@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	(&api.Handler{Store: st}).Register(v1, a.listMiddleware())
 	a.mountSSE()
 	a.mountPolling(v1)
+	a.mountListener()
 	return a, nil
 }
 
@@ -167,6 +168,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.Relay.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.janitor(ctx) }()
+	a.startListener(ctx, &a.wg)
 	return nil
 }
 
