@@ -1,0 +1,363 @@
+// Shared page code of the ClinicPulse dashboards: sign-in, the page shell
+// (header, live badge, clock), notices, a small record store and helpers.
+//
+// Sign-in. A page needs a ClinicPulse JWT. It looks, in order, at:
+//  1. the URL fragment: /static/frontdesk.html#token=<jwt> — `make run` prints
+//     such links. A fragment never reaches a server or its logs; the page
+//     moves the token to sessionStorage and removes it from the address bar.
+//     Setting a new fragment later (hashchange) swaps the token in place, so
+//     an embedding app can refresh a long-lived display's token.
+//  2. a message from the embedding window (an iframe's parent, same origin, or
+//     an origin listed in <meta name="clinicpulse-embed-origins" content="…">):
+//        iframe.contentWindow.postMessage({ type: 'clinicpulse:token', token }, origin)
+//  3. sessionStorage['clinicpulse.token'] (same-origin apps may set it before
+//     opening the page), or window.CLINICPULSE_TOKEN set by a script that
+//     runs before the page's module.
+// An application that does not want these pages can use the client directly:
+//     import { connect } from '/static/clinicpulse.js';
+//     connect({ getToken: async () => myApp.currentToken(), onEvent, onReset });
+// Optional fragment parameters: hb=<seconds> tells the client the server's
+// HEARTBEAT when it is not the default 15 s.
+
+import { connect, statusBadge, claims } from './clinicpulse.js';
+
+const TOKEN_KEY = 'clinicpulse.token';
+const HB_KEY = 'clinicpulse.heartbeat';
+
+// ------------------------------------------------------------------ sign-in
+
+function readFragment() {
+  const h = location.hash.replace(/^#/, '');
+  if (!h) return false;
+  const p = new URLSearchParams(h);
+  const token = p.get('token');
+  if (p.get('hb')) sessionStorage.setItem(HB_KEY, String(Number(p.get('hb')) * 1000));
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  // Remove the token from the address bar and history.
+  history.replaceState(null, '', location.pathname + location.search);
+  return !!token;
+}
+
+function embedOrigins() {
+  const m = document.querySelector('meta[name="clinicpulse-embed-origins"]');
+  return new Set([location.origin, ...(m ? m.content.split(/[\s,]+/).filter(Boolean) : [])]);
+}
+
+/** token returns the current JWT ('' when signed out). */
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || globalThis.CLINICPULSE_TOKEN || '';
+}
+
+/** heartbeat returns the server heartbeat the page was told about, in ms. */
+export function heartbeat() {
+  return Number(sessionStorage.getItem(HB_KEY)) || undefined;
+}
+
+/**
+ * signIn resolves to {token, claims} once a token is known, showing a
+ * sign-in card meanwhile. onChange runs when the token is replaced later.
+ */
+export function signIn({ roles, onChange } = {}) {
+  readFragment();
+  addEventListener('hashchange', () => { if (readFragment()) onChange?.(token()); });
+  const origins = embedOrigins();
+  addEventListener('message', (e) => {
+    if (!origins.has(e.origin) || e.data?.type !== 'clinicpulse:token' || typeof e.data.token !== 'string') return;
+    sessionStorage.setItem(TOKEN_KEY, e.data.token);
+    onChange?.(e.data.token);
+  });
+  return new Promise((resolve) => {
+    const check = () => {
+      const t = token();
+      if (!t) return false;
+      const c = claims(t);
+      if (roles && !roles.includes(c.role)) {
+        showSignIn(`This page is for ${roles.join(' or ')} accounts; the link you used is for “${c.role || 'unknown'}”.`);
+        return false;
+      }
+      if (c.exp && c.exp * 1000 < Date.now()) {
+        showSignIn('Your sign-in link has expired. Ask for a new one.');
+        return false;
+      }
+      resolve({ token: t, claims: c });
+      return true;
+    };
+    if (check()) return;
+    if (!document.querySelector('.signin')) showSignIn();
+    addEventListener('hashchange', () => { if (check()) location.reload(); });
+    addEventListener('message', () => setTimeout(() => { if (check()) location.reload(); }, 0));
+  });
+}
+
+function showSignIn(reason) {
+  document.body.classList.add('is-signin');
+  document.body.innerHTML = `
+    <main class="signin">
+      <div class="signin__card card">
+        ${logo()}
+        <h1>Sign in to ClinicPulse</h1>
+        <p class="muted">${esc(reason || 'Open this dashboard from the link your clinic gave you, or paste your access token below.')}</p>
+        <form class="stack">
+          <label class="field"><span>Access token</span>
+            <textarea name="token" rows="4" required placeholder="eyJhbGciOi…" autocomplete="off" spellcheck="false"></textarea></label>
+          <button class="btn btn--primary" type="submit">Continue</button>
+        </form>
+      </div>
+    </main>`;
+  document.querySelector('.signin form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = new FormData(e.target).get('token').trim();
+    if (t) { sessionStorage.setItem(TOKEN_KEY, t); location.reload(); }
+  });
+}
+
+/** signOut forgets the token. */
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+}
+
+// ------------------------------------------------------------------ HTTP
+
+/** apiGet reads JSON with the page's token; throws an Error with .status. */
+export async function apiGet(path) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token()}` }, cache: 'no-store' });
+  if (!res.ok) {
+    let p = {};
+    try { p = await res.json(); } catch { /* not JSON */ }
+    const err = new Error(p.detail || p.title || `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return res.json();
+}
+
+/** listAll reads every page of a list; resolves {items, cursor}. */
+export async function listAll(path) {
+  let items = [];
+  let cursor = null;
+  let after = '';
+  for (;;) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await apiGet(`${path}${sep}limit=1000${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+    items = items.concat(page.items || []);
+    if (cursor === null || page.cursor < cursor) cursor = page.cursor;
+    if (!page.next) break;
+    after = page.next;
+  }
+  return { items, cursor };
+}
+
+// ------------------------------------------------------------------ shell
+
+export function logo() {
+  return `<span class="logo" aria-hidden="true"><svg viewBox="0 0 32 32" width="32" height="32">
+    <rect width="32" height="32" rx="9" fill="currentColor"/>
+    <path d="M6 17h5l2.5-6 4 12 3-8 1.5 2H26" fill="none" stroke="#fff" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/></svg></span>`;
+}
+
+/**
+ * shell builds the page header and returns its parts. The badge slot is
+ * filled by live().
+ */
+export function shell({ title, subtitle = '', claims: c = {}, extra = '' }) {
+  document.body.classList.remove('is-signin');
+  const header = document.createElement('header');
+  header.className = 'topbar';
+  header.innerHTML = `
+    <a class="brand" href="/static/index.html">${logo()}<span class="brand__name">ClinicPulse</span></a>
+    <div class="topbar__title"><h1>${esc(title)}</h1>${subtitle ? `<span class="topbar__sub">${esc(subtitle)}</span>` : ''}</div>
+    <div class="topbar__extra">${extra}</div>
+    <div class="topbar__right">
+      <span class="clinic-chip" title="Clinic">${esc(prettyTenant(c.tenant_id))}</span>
+      <time class="clock" data-clock></time>
+      <span data-badge></span>
+    </div>`;
+  document.body.prepend(header);
+  startClock(header.querySelector('[data-clock]'));
+  return header;
+}
+
+export function prettyTenant(t = '') {
+  return t.replace(/[-_.]+/g, ' ').replace(/\b\w/g, (m) => m.toUpperCase()) || 'Clinic';
+}
+
+function startClock(el, opts = { hour: '2-digit', minute: '2-digit' }) {
+  const tick = () => { el.textContent = new Date().toLocaleTimeString([], opts); };
+  tick();
+  setInterval(tick, 1000 * 10);
+}
+
+/**
+ * live connects the page: the badge, notices for queued and rejected writes,
+ * and an expired-sign-in banner. Returns the connection.
+ */
+export function live(opts) {
+  const conn = connect({ token: undefined, getToken: async () => token(), heartbeat: heartbeat(), ...opts });
+  const slot = document.querySelector('[data-badge]');
+  if (slot) slot.replaceWith(statusBadge(conn));
+  conn.addEventListener('write', (e) => {
+    const d = e.detail;
+    if (d.ok && d.queuedBefore) toast(`Synced: ${d.label}`, 'ok');
+    if (!d.ok) {
+      const why = d.status === 412 ? 'someone changed it first'
+        : d.status === 409 ? (d.problem?.detail || 'it is no longer possible')
+          : (d.problem?.detail || d.problem?.title || `error ${d.status}`);
+      toast(`${d.rolledBack ? 'Undone' : 'Not saved'}: ${d.label} — ${why}.`, 'error');
+    }
+  });
+  let lastQueued = 0;
+  conn.addEventListener('queued', (e) => {
+    if (e.detail === 0 && lastQueued > 0) toast('All offline changes are synced.', 'ok');
+    lastQueued = e.detail;
+  });
+  conn.addEventListener('autherror', () => banner('Your sign-in has expired or was revoked. Open a fresh link to continue.'));
+  // A hook for support and tests: the live connection of this page.
+  globalThis.clinicpulse = { conn };
+  return conn;
+}
+
+/** perform sends a write and shows a notice when it was queued offline. */
+export async function perform(conn, method, path, body, opts = {}) {
+  const r = await conn.send(method, path, body, opts);
+  if (r.queued) toast(`Offline — “${opts.label || 'change'}” will be sent when the connection returns.`, 'warn');
+  return r;
+}
+
+// ------------------------------------------------------------------ notices
+
+export function toast(message, kind = 'info', ms = 6000) {
+  let box = document.querySelector('.toasts');
+  if (!box) {
+    box = document.createElement('div');
+    box.className = 'toasts';
+    box.setAttribute('role', 'status');
+    box.setAttribute('aria-live', 'polite');
+    document.body.append(box);
+  }
+  const el = document.createElement('div');
+  el.className = `toast toast--${kind}`;
+  el.textContent = message;
+  box.append(el);
+  while (box.children.length > 4) box.firstChild.remove();
+  setTimeout(() => el.remove(), ms);
+}
+
+export function banner(message) {
+  let el = document.querySelector('.banner');
+  if (!el) {
+    el = document.createElement('div');
+    el.className = 'banner';
+    document.body.prepend(el);
+  }
+  el.textContent = message;
+}
+
+// ------------------------------------------------------------------ records
+
+/**
+ * Records keeps one resource's records by id, applying events by version so
+ * that a replayed older event never overwrites a newer snapshot.
+ */
+export class Records {
+  constructor(entity, items = []) {
+    this.entity = entity;
+    this.map = new Map();
+    for (const r of items) this.map.set(r.id, r);
+  }
+  reset(items) { this.map.clear(); for (const r of items) this.map.set(r.id, r); }
+  get(id) { return this.map.get(id); }
+  all() { return [...this.map.values()]; }
+  set(r) {
+    const old = this.map.get(r.id);
+    if (!old || (r.version ?? 0) >= (old.version ?? 0)) this.map.set(r.id, r);
+  }
+  /** apply applies an event of this entity; reports whether it was one. */
+  apply(ev) {
+    if (ev.entity !== this.entity) return false;
+    const old = this.map.get(ev.id);
+    if (old && ev.version < old.version) return true;
+    if (ev.type.endsWith('.deleted') || ev.data === null) this.map.delete(ev.id);
+    else this.map.set(ev.id, ev.data);
+    return true;
+  }
+}
+
+// ------------------------------------------------------------------ format
+
+export function esc(s) {
+  return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+export function time(iso) {
+  if (!iso) return '';
+  return new Date(iso).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
+}
+
+export function longDate(day) {
+  const d = day ? new Date(`${day}T12:00:00`) : new Date();
+  return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+}
+
+export function minutes(n) {
+  if (!n) return 'now';
+  if (n < 60) return `~${n} min`;
+  return `~${Math.floor(n / 60)} h ${n % 60 ? `${n % 60} min` : ''}`.trim();
+}
+
+export function age(dob) {
+  if (!dob) return '';
+  const b = new Date(dob);
+  const n = new Date();
+  let a = n.getFullYear() - b.getFullYear();
+  if (n.getMonth() < b.getMonth() || (n.getMonth() === b.getMonth() && n.getDate() < b.getDate())) a--;
+  return `${a} y`;
+}
+
+export function initials(name = '') {
+  return name.replace(/^Dr\.?\s+/i, '').split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0]).join('').toUpperCase();
+}
+
+export function money(minor, currency = 'USD') {
+  try {
+    return new Intl.NumberFormat([], { style: 'currency', currency }).format(minor / 100);
+  } catch {
+    return `${(minor / 100).toFixed(2)} ${currency}`;
+  }
+}
+
+const LABELS = {
+  waiting: 'Waiting', called: 'Called', in_progress: 'With doctor', completed: 'Done', no_show: 'No-show', cancelled: 'Cancelled',
+  scheduled: 'Scheduled', checked_in: 'Checked in', in_consultation: 'In consultation',
+  open: 'Open', closed: 'Closed', draft: 'Draft', issued: 'Issued', paid: 'Paid', void: 'Void',
+  normal: 'Normal', urgent: 'Urgent', emergency: 'Emergency',
+};
+
+export function chip(status) {
+  return `<span class="chip chip--${esc(status)}">${esc(LABELS[status] || status)}</span>`;
+}
+
+/** debounce runs fn once after calls stop for ms. */
+export function debounce(fn, ms) {
+  let t;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}
+
+/**
+ * frame batches renders: many events delivered in one task render once. (Not
+ * requestAnimationFrame: it does not run in background tabs, which must stay
+ * current too.)
+ */
+export function frame(fn) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => { pending = false; fn(); }, 0);
+  };
+}
+
+/** today returns the clinic's day, as the server's boards name it. */
+export function today(boards) {
+  return boards?.[0]?.day || new Date().toLocaleDateString('en-CA');
+}
