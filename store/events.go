@@ -62,7 +62,12 @@ func (s *Store) Heads(ctx context.Context) (map[string]int64, error) {
 // ReadEvents returns the tenant's events after q.After in seq order,
 // filtered by scope and topics in SQL.
 func (s *Store) ReadEvents(ctx context.Context, q models.EventQuery) ([]models.Event, error) {
-	db := s.db.WithContext(ctx).Where("tenant_id = ? AND seq > ?", q.TenantID, q.After)
+	evs, err := readEvents(s.db.WithContext(ctx), q)
+	return evs, s.wrap(ctx, "read events", err)
+}
+
+func readEvents(tx *gorm.DB, q models.EventQuery) ([]models.Event, error) {
+	db := tx.Where("tenant_id = ? AND seq > ?", q.TenantID, q.After)
 	if q.Until > 0 {
 		db = db.Where("seq <= ?", q.Until)
 	}
@@ -77,7 +82,7 @@ func (s *Store) ReadEvents(ctx context.Context, q models.EventQuery) ([]models.E
 	}
 	var rows []eventRow
 	if err := db.Order("seq").Limit(q.Limit).Find(&rows).Error; err != nil {
-		return nil, s.wrap(ctx, "read events", err)
+		return nil, fmt.Errorf("read events: %w", err)
 	}
 	out := make([]models.Event, len(rows))
 	for i := range rows {
@@ -103,7 +108,7 @@ func (s *Store) PollEvents(ctx context.Context, q models.EventQuery) (*models.Ev
 		q.Until = h.Seq
 		lim := q.Limit
 		q.Limit = lim + 1
-		evs, err := s.ReadEvents(ctx, q)
+		evs, err := readEvents(tx, q)
 		if err != nil {
 			return err
 		}

@@ -102,6 +102,10 @@ func serve() error {
 	if err != nil {
 		return err
 	}
+	tlsCfg, err := tlsConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(ctx, cfg)
@@ -125,8 +129,8 @@ func serve() error {
 	srv := &http.Server{Handler: a.Echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	cfg.Logger.Info("listening", "addr", ln.Addr().String(), "database", dialectOf(cfg.DatabaseURL))
+	go func() { errc <- serveHTTP(srv, ln, tlsCfg) }()
+	cfg.Logger.Info("listening", "addr", ln.Addr().String(), "database", dialectOf(cfg.DatabaseURL), "tls", tlsCfg != nil)
 	select {
 	case err := <-errc:
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/api"
 	"github.com/clinicpulse/clinicpulse/auth"
 	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/clinicpulse/clinicpulse/pglisten"
 	"github.com/clinicpulse/clinicpulse/relay"
 	"github.com/clinicpulse/clinicpulse/static"
 	"github.com/clinicpulse/clinicpulse/store"
@@ -50,6 +51,8 @@ type App struct {
 	Auth   *auth.Authenticator
 	Echo   *echo.Echo
 	Logger *slog.Logger
+	// Listener follows other instances' commits (Postgres only; nil on SQLite).
+	Listener *pglisten.Listener
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

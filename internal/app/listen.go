@@ -11,14 +11,7 @@ import (
 
 // mountListener prepares the cross-instance LISTEN path. The listener has
 // no routes: it starts with the background work (startListener).
-func (a *App) mountListener() {}
-
-// startListener follows the store's NOTIFY channel on Postgres, so that a
-// write committed by any instance nudges this instance's relay, which then
-// reads the new events from the log. On SQLite (one instance) the store's
-// in-process OnCommit nudge is the whole path. The listener stops when ctx
-// ends; wg waits for it.
-func (a *App) startListener(ctx context.Context, wg *sync.WaitGroup) {
+func (a *App) mountListener() {
 	if a.Store.Dialect() != store.Postgres {
 		return
 	}
@@ -39,8 +32,20 @@ func (a *App) startListener(ctx context.Context, wg *sync.WaitGroup) {
 		a.Logger.Error("pglisten: not started", "err", err)
 		return
 	}
+	a.Listener = l
+}
+
+// startListener follows the store's NOTIFY channel on Postgres, so that a
+// write committed by any instance nudges this instance's relay, which then
+// reads the new events from the log. On SQLite (one instance) the store's
+// in-process OnCommit nudge is the whole path. The listener stops when ctx
+// ends; wg waits for it.
+func (a *App) startListener(ctx context.Context, wg *sync.WaitGroup) {
+	if a.Listener == nil {
+		return
+	}
 	wg.Add(1)
-	go func() { defer wg.Done(); l.Run(ctx) }()
+	go func() { defer wg.Done(); a.Listener.Run(ctx) }()
 }
 
 // catchUp nudges the relay with every tenant's head after the listener
