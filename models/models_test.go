@@ -1,0 +1,114 @@
+package models
+
+import (
+	"testing"
+	"time"
+)
+
+func TestQueueStateMachine(t *testing.T) {
+	all := []QueueStatus{QueueWaiting, QueueCalled, QueueInProgress, QueueCompleted, QueueNoShow, QueueCancelled}
+	allowed := map[[2]QueueStatus]bool{
+		{QueueWaiting, QueueCalled}: true, {QueueCalled, QueueInProgress}: true, {QueueInProgress, QueueCompleted}: true,
+		{QueueWaiting, QueueNoShow}: true, {QueueCalled, QueueNoShow}: true, {QueueWaiting, QueueCancelled}: true,
+	}
+	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	for _, from := range all {
+		for _, to := range all {
+			q := &QueueEntry{Status: from}
+			err := q.Transition(to, now)
+			if allowed[[2]QueueStatus{from, to}] != (err == nil) {
+				t.Errorf("%s → %s: err=%v", from, to, err)
+			}
+			if err != nil && ErrorCode(err) != ECONFLICT {
+				t.Errorf("%s → %s: code %s, want conflict", from, to, ErrorCode(err))
+			}
+		}
+	}
+	q := &QueueEntry{Status: QueueWaiting}
+	if !q.AdvanceTo(QueueCompleted, now) || q.CalledAt == nil || q.StartedAt == nil || q.CompletedAt == nil {
+		t.Fatalf("AdvanceTo completed: %+v", q)
+	}
+	if q.AdvanceTo(QueueCalled, now) {
+		t.Fatal("AdvanceTo moved backwards")
+	}
+	c := &QueueEntry{Status: QueueCancelled}
+	if c.AdvanceTo(QueueCompleted, now) {
+		t.Fatal("AdvanceTo moved a cancelled entry")
+	}
+}
+
+func TestOrderQueue(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	mk := func(tok int, p Priority, s QueueStatus, min int) *QueueEntry {
+		q := &QueueEntry{Token: tok, Priority: p, Status: s}
+		q.CreatedAt = t0.Add(time.Duration(min) * time.Minute)
+		return q
+	}
+	es := []*QueueEntry{
+		mk(1, PriorityNormal, QueueWaiting, 0), mk(2, PriorityUrgent, QueueWaiting, 1), mk(3, PriorityNormal, QueueCompleted, 2),
+		mk(4, PriorityEmergency, QueueWaiting, 3), mk(5, PriorityNormal, QueueInProgress, 4), mk(6, PriorityNormal, QueueWaiting, 5),
+	}
+	OrderQueue(es, 12)
+	var toks []int
+	for _, e := range es {
+		toks = append(toks, e.Token)
+	}
+	if want := []int{5, 4, 2, 1, 6, 3}; !equal(toks, want) {
+		t.Fatalf("order %v, want %v", toks, want)
+	}
+	if es[1].Position != 1 || es[1].EstimatedWaitMinutes != 12 || es[4].Position != 4 || es[4].EstimatedWaitMinutes != 48 || es[0].Position != 0 {
+		t.Fatalf("positions: %+v %+v %+v", es[0], es[1], es[4])
+	}
+	b := NewBoard(&Doctor{Meta: Meta{ID: "doc_1"}, Name: "Dr"}, "2026-11-22", es, 12)
+	if *b.NowServing != 5 || !equal(b.Waiting, []int{4, 2, 1, 6}) || b.WaitingCount != 4 || b.EstimatedWaitMinutes != 60 {
+		t.Fatalf("board %+v", b)
+	}
+}
+
+func TestConsultMinutes(t *testing.T) {
+	at := func(m int) *time.Time { x := time.Date(2026, 1, 1, 9, m, 0, 0, time.UTC); return &x }
+	es := []*QueueEntry{
+		{Status: QueueCompleted, StartedAt: at(0), CompletedAt: at(20)},
+		{Status: QueueCompleted, StartedAt: at(30), CompletedAt: at(40)},
+		{Status: QueueWaiting},
+	}
+	if got := ConsultMinutes(es); got != 15 {
+		t.Fatalf("ConsultMinutes = %d, want 15", got)
+	}
+	if got := ConsultMinutes(nil); got != DefaultConsultMinutes {
+		t.Fatalf("default = %d", got)
+	}
+}
+
+func TestInvoiceTotal(t *testing.T) {
+	inv := &Invoice{PatientID: "pat_00000000000000000000", Currency: "usd", Lines: []InvoiceLine{{"a", 2, 150}, {"b", 1, 99}}}
+	if err := inv.Validate(); err != nil || inv.Total != 399 || inv.Currency != "USD" {
+		t.Fatalf("total %d currency %s err %v", inv.Total, inv.Currency, err)
+	}
+	inv.Lines = []InvoiceLine{{"a", 1_000_000, 1 << 53}}
+	if err := inv.Validate(); ErrorCode(err) != EINVALID {
+		t.Fatalf("overflow: %v", err)
+	}
+	if err := (&Invoice{PatientID: "pat_00000000000000000000", Currency: "USD", Status: InvoiceDraft}).Transition(InvoiceIssued); ErrorCode(err) != ECONFLICT {
+		t.Fatalf("issuing an empty invoice: %v", err)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	id := NewID(IDPrefix(EntityQueue))
+	if !ValidID(EntityQueue, id) || ValidID(EntityPatient, id) || ValidID(EntityQueue, id+"x") || ValidID(EntityQueue, "q_../../../../etc/passwd") {
+		t.Fatalf("ValidID misjudges %s", id)
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
