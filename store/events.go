@@ -169,17 +169,28 @@ func (s *Store) SpendTicket(ctx context.Context, nonce string, expires time.Time
 	return s.wrap(ctx, "spend ticket", err)
 }
 
-// board computes a doctor's board of a day, and the day's entries in order.
-func (s *Store) board(tx *gorm.DB, tenantID, doctorID, day string) (models.Board, []*models.QueueEntry, error) {
-	d := &models.Doctor{}
-	if err := tx.Where("tenant_id = ? AND id = ?", tenantID, doctorID).Take(d).Error; err != nil {
-		return models.Board{}, nil, fmt.Errorf("board doctor: %w", err)
+// board computes a doctor's board of a day, and the day's active entries
+// (waiting, called, in progress) in order with their positions.
+// d may be the doctor already loaded, or nil.
+func (s *Store) board(tx *gorm.DB, tenantID string, d *models.Doctor, doctorID, day string) (models.Board, []*models.QueueEntry, error) {
+	if d == nil {
+		d = &models.Doctor{}
+		if err := tx.Where("tenant_id = ? AND id = ?", tenantID, doctorID).Take(d).Error; err != nil {
+			return models.Board{}, nil, fmt.Errorf("board doctor: %w", err)
+		}
 	}
 	var entries []*models.QueueEntry
-	if err := tx.Where("tenant_id = ? AND doctor_id = ? AND day = ?", tenantID, doctorID, day).Find(&entries).Error; err != nil {
+	if err := tx.Where("tenant_id = ? AND doctor_id = ? AND day = ? AND status IN ?", tenantID, doctorID, day,
+		[]models.QueueStatus{models.QueueWaiting, models.QueueCalled, models.QueueInProgress}).Find(&entries).Error; err != nil {
 		return models.Board{}, nil, fmt.Errorf("board entries: %w", err)
 	}
-	mins := models.ConsultMinutes(entries)
+	// The consultation estimate comes from the day's last completed entries.
+	var done []*models.QueueEntry
+	if err := tx.Select("status, started_at, completed_at").Where("tenant_id = ? AND doctor_id = ? AND day = ? AND status = ? AND started_at IS NOT NULL",
+		tenantID, doctorID, day, models.QueueCompleted).Order("completed_at DESC").Limit(10).Find(&done).Error; err != nil {
+		return models.Board{}, nil, fmt.Errorf("board consult time: %w", err)
+	}
+	mins := models.ConsultMinutes(done)
 	models.OrderQueue(entries, mins)
 	return models.NewBoard(d, day, entries, mins), entries, nil
 }
@@ -194,7 +205,7 @@ func (s *Store) Boards(ctx context.Context, tenantID string) ([]models.Board, er
 		}
 		day := s.Today()
 		for _, d := range ds {
-			b, _, err := s.board(tx, tenantID, d.ID, day)
+			b, _, err := s.board(tx, tenantID, d, d.ID, day)
 			if err != nil {
 				return err
 			}
@@ -213,7 +224,7 @@ func (s *Store) positions(tx *gorm.DB, tenantID string, qs []*models.QueueEntry)
 		k := boardKey{q.DoctorID, q.Day}
 		entries, ok := done[k]
 		if !ok {
-			_, e, err := s.board(tx, tenantID, q.DoctorID, q.Day)
+			_, e, err := s.board(tx, tenantID, nil, q.DoctorID, q.Day)
 			if err != nil {
 				return err
 			}

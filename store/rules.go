@@ -81,6 +81,10 @@ func (w *writer) lockDoctor(id string, archivedOK bool) (*models.Doctor, error) 
 	if err != nil {
 		return nil, fmt.Errorf("lock doctor: %w", err)
 	}
+	if w.doctors == nil {
+		w.doctors = map[string]*models.Doctor{}
+	}
+	w.doctors[id] = d
 	return d, nil
 }
 

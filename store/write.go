@@ -65,6 +65,7 @@ type writer struct {
 	now     time.Time
 	changes []change
 	boards  []boardKey
+	doctors map[string]*models.Doctor // locked in this transaction
 }
 
 // emit records that rec was created, updated or deleted in this transaction.
@@ -183,7 +184,7 @@ func (w *writer) checkIdempotency(k models.IdempotencyKey) error {
 // last and held to commit, so transactions of one tenant commit in seq order.
 func (w *writer) finish() (int64, error) {
 	for _, k := range w.boards {
-		b, entries, err := w.s.board(w.tx, w.actor.TenantID, k.doctorID, k.day)
+		b, entries, err := w.s.board(w.tx, w.actor.TenantID, w.doctors[k.doctorID], k.doctorID, k.day)
 		if err != nil {
 			return 0, err
 		}
@@ -203,8 +204,18 @@ func (w *writer) finish() (int64, error) {
 	}
 	n := int64(len(w.changes))
 	var head int64
-	err := w.tx.Raw(`INSERT INTO tenant_heads (tenant_id, seq, pruned_through) VALUES (?, ?, 0)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_heads.seq + excluded.seq RETURNING seq`, w.actor.TenantID, n).Scan(&head).Error
+	upsert := `INSERT INTO tenant_heads (tenant_id, seq, pruned_through) VALUES (?, ?, 0)
+ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_heads.seq + excluded.seq RETURNING seq`
+	var err error
+	if w.s.dialect == Postgres {
+		// The NOTIFY rides on the same round trip: a nudge for other
+		// instances, delivered by Postgres at commit. Its payload is only
+		// tenant and head (payloads are capped at 8000 bytes).
+		err = w.tx.Raw(`WITH h AS (`+upsert+`) SELECT h.seq, pg_notify(?, ? || ' ' || h.seq) FROM h`,
+			w.actor.TenantID, n, NotifyChannel, w.actor.TenantID).Row().Scan(&head, new(string))
+	} else {
+		err = w.tx.Raw(upsert, w.actor.TenantID, n).Scan(&head).Error
+	}
 	if err != nil {
 		return 0, fmt.Errorf("allocate seq: %w", err)
 	}
@@ -231,13 +242,6 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_heads.seq + excluded.seq RETU
 	}
 	if err := w.tx.CreateInBatches(&rows, 200).Error; err != nil {
 		return 0, fmt.Errorf("append events: %w", err)
-	}
-	if w.s.dialect == Postgres {
-		// A nudge for other instances, delivered by Postgres at commit. The
-		// payload is only tenant and head: NOTIFY payloads are capped at 8000 bytes.
-		if err := w.tx.Exec("SELECT pg_notify(?, ?)", NotifyChannel, fmt.Sprintf("%s %d", w.actor.TenantID, head)).Error; err != nil {
-			return 0, fmt.Errorf("notify: %w", err)
-		}
 	}
 	return head, nil
 }
