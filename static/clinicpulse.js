@@ -157,7 +157,7 @@ export class Connection extends EventTarget {
       this._outboxBc.onmessage = (m) => this._onOutboxMessage(m.data);
     }
     const signal = this._abort.signal;
-    addEventListener('online', this._onOnline = () => { this._kick(); this._replay(); }, { signal });
+    addEventListener('online', this._onOnline = () => { this._recompute(); this._kick(); this._replay(); }, { signal });
     addEventListener('offline', this._onOffline = () => this._recompute(), { signal });
     this._outboxTimer = setInterval(() => { if (this.queued) this._replay(); }, 5000);
     this._countQueued();

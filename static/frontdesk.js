@@ -263,11 +263,11 @@ form.addEventListener('submit', async (e) => {
     if (!patient) { err.textContent = 'Choose a patient from the list.'; return; }
     name = patient.name;
   } else {
-    if (!form.name.value.trim() || !form.dob.value) { err.textContent = 'Name and date of birth are needed.'; return; }
+    if (!form.elements.namedItem('name').value.trim() || !form.dob.value) { err.textContent = 'Name and date of birth are needed.'; return; }
     const r = await conn.send('POST', '/api/v1/patients', {
-      name: form.name.value.trim(), date_of_birth: form.dob.value, phone: form.phone.value.trim(),
+      name: form.elements.namedItem('name').value.trim(), date_of_birth: form.dob.value, phone: form.phone.value.trim(),
       mrn: `WI-${Date.now().toString(36).toUpperCase()}`,
-    }, { label: `Register ${form.name.value.trim()}` });
+    }, { label: `Register ${form.elements.namedItem('name').value.trim()}` });
     if (r.queued) { err.textContent = 'New patients can be registered only while online.'; return; }
     if (!r.ok) { err.textContent = r.problem?.detail || 'Could not register the patient.'; return; }
     patient = r.data;

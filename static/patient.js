@@ -37,7 +37,7 @@ app.innerHTML = `
   <div class="greeting"><p class="muted" data-date></p><h2 data-hello></h2></div>
   <section class="card hero" data-hero aria-live="assertive"></section>
   <div class="row" style="margin:.8rem 0 1.4rem" data-notify-row>
-    <button class="btn btn--sm" data-action="notify">🔔 Notify me when I'm called</button>
+    <button class="btn btn--sm" data-action="notify">Notify me when I'm called</button>
   </div>
   <h3 class="section-title">My appointments</h3>
   <ul class="list card" data-appts></ul>

@@ -1,0 +1,69 @@
+// Proxy-hostile path: the front desk behind nginx configured to hold
+// responses back (gzip on text/event-stream buffers the stream, headers
+// included, and X-Accel-Buffering is ignored) and to cut requests idle for
+// 10 s (proxy_read_timeout; the server's heartbeat is 15 s, so streams and
+// long-polls are cut). Every update must still show, by long-poll or resume.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Server, seed, browser, open, badge, shot, need, CHROMIUM, NGINX, sleep, head, events, trackSeqs, seqsOf, startNginx,
+} from '../lib.js';
+
+let server; let data; let ctx; let nginx;
+
+before(async () => {
+  server = await new Server({ env: { HEARTBEAT: '15s' } }).start();
+  data = await seed(server);
+});
+
+after(async () => {
+  await ctx?.close();
+  await nginx?.stop();
+  await server?.cleanup();
+});
+
+test('behind a buffering nginx that cuts requests after 10 s, every update shows', async (t) => {
+  if (!need(t, CHROMIUM, 'chromium') || !need(t, NGINX, 'nginx')) return;
+  nginx = await startNginx(server.url, `
+      proxy_buffering on;
+      proxy_ignore_headers X-Accel-Buffering;
+      gzip on;
+      gzip_types text/event-stream application/json;
+      gzip_min_length 0;
+      gzip_proxied any;
+      proxy_read_timeout 10s;`);
+  ctx = await browser();
+  // hb=2: the page expects a heartbeat every 2 s, so a stream that shows
+  // nothing for 4 s is judged held back by a proxy.
+  const desk = await open(ctx, nginx.url, 'frontdesk', server.token('coordinator'), { hb: 2 });
+  await desk.locator('.cp-badge[data-state="fallback"]').waitFor({ timeout: 20000 });
+  const transport = await desk.evaluate(() => globalThis.clinicpulse.conn.transport);
+  await trackSeqs(desk);
+  const from = await desk.evaluate(() => globalThis.clinicpulse.conn.cursor);
+
+  // Ten walk-ins over ~25 s (idle gaps let nginx cut long-polls and streams).
+  const latencies = [];
+  const patients = data.patients.slice(0, 10);
+  for (const [i, p] of patients.entries()) {
+    const t0 = Date.now();
+    const e = await server.api('POST', '/api/v1/queue', { patient_id: p.id, doctor_id: data.doctors[i % 3].id });
+    await desk.locator(`[data-entry-id="${e.id}"]`).waitFor({ timeout: 30000 });
+    latencies.push(Date.now() - t0);
+    await sleep(i % 3 === 2 ? 11000 : 500);
+  }
+  const h = await head(server);
+  await desk.waitForFunction((s) => globalThis.clinicpulse.conn.cursor >= s, h, { timeout: 30000 });
+  await sleep(500);
+  const delivered = await seqsOf(desk);
+  const expected = (await events(server, from)).map((e) => e.seq);
+  assert.deepEqual(delivered, expected, 'every event once, in order');
+  for (const p of patients) {
+    const rows = await desk.locator(`[data-patient="${p.id}"][data-status="waiting"]`).count();
+    const entries = (await server.api('GET', `/api/v1/queue?patient_id=${p.id}&status=waiting`)).items.length;
+    assert.equal(rows, entries, `${p.name} shown ${rows} times for ${entries} entries`);
+  }
+  await shot(desk, 'frontdesk-behind-proxy');
+  const max = Math.max(...latencies);
+  console.log(`# proxy: transport ${transport}; ${latencies.length} updates shown, latency ms ${JSON.stringify(latencies)} (max ${max}); ${delivered.length} events once, in order`);
+  assert.ok(max < 10000, `an update took ${max} ms`);
+});
