@@ -1,0 +1,47 @@
+# ClinicPulse — make run | make test | make bench | make lint | make fuzz
+GO        ?= go
+PKGS      := ./...
+TESTFLAGS ?= -race -count=1 -timeout 30m
+PG_URL    := $(filter postgres%,$(DATABASE_URL))
+
+.PHONY: run build test test-go test-e2e bench lint fuzz clean
+
+run: ## serve the dashboards on the embedded SQLite database with demo data
+	DEV=1 $(GO) run ./cmd/clinicpulse
+
+build:
+	$(GO) build -o bin/clinicpulse ./cmd/clinicpulse
+
+test: test-go test-e2e ## every test: Go on SQLite, again on Postgres when DATABASE_URL is set, then the browser tests
+
+test-go:
+	@echo "== go test on SQLite"
+	env -u DATABASE_URL CLINICPULSE_DB_PASS=$(if $(PG_URL),sqlite,) $(GO) test $(TESTFLAGS) $(PKGS)
+ifneq ($(PG_URL),)
+	@echo "== go test on Postgres ($(DATABASE_URL))"
+	$(GO) test $(TESTFLAGS) $(PKGS)
+endif
+
+test-e2e:
+	@if [ -x e2e/run.sh ]; then e2e/run.sh; else echo "no browser tests"; fi
+
+bench: ## benchmarks (SQLite; Postgres too when DATABASE_URL is set)
+	env -u DATABASE_URL $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+ifneq ($(PG_URL),)
+	$(GO) test -run '^$$' -bench 'CreateQueueEntry' -benchmem -benchtime 2s ./store/
+endif
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin data
