@@ -1,0 +1,143 @@
+package polling
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/labstack/echo/v4"
+)
+
+// serveEvents answers GET /events?since=&limit=&topics=&wait=&stream= with
+// {"events","cursor","has_more"}, the caller's view of the log after since.
+//
+// The database is read only to build a 200: a matching If-None-Match is
+// answered 304 from the in-memory head, and a long-poll waits in memory.
+func (p *Poller) serveEvents(c echo.Context) error {
+	a, q, err := p.begin(c, ParseQuery)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	tenant, scope := a.TenantID, a.Scope()
+	tags := newTagger(a, "events", q.eventsKey())
+	match := func(e *models.Event) bool { return scope.Visible(e, q.Topics) }
+	inm := c.Request().Header.Get("If-None-Match")
+	var deadline time.Time
+	if q.Wait > 0 {
+		deadline = time.Now().Add(q.Wait)
+	}
+
+	head := p.hub.head(tenant)
+	switch {
+	case inm != "" && ifNoneMatch(inm, tags.at(head)):
+		// The client holds the body as of head.
+		if q.Wait == 0 {
+			return notModified(c, tags.at(head))
+		}
+		woke, seen := p.hub.wait(ctx, tenant, head, match, deadline)
+		if !woke && seen == head {
+			return notModified(c, tags.at(head))
+		}
+		// Something was published: read what it changed.
+	case q.Wait > 0 && q.Since == head:
+		// Caught up: nothing after since exists, so there is nothing to read
+		// until something is published. (since equal to a published head is
+		// never expired: the log keeps its head.)
+		if woke, seen := p.hub.wait(ctx, tenant, head, match, deadline); !woke {
+			return p.writeEmpty(c, tags, seen)
+		}
+	}
+
+	after := q.Since
+	for {
+		page, err := p.log.PollEvents(ctx, models.EventQuery{TenantID: tenant, After: after, Limit: q.Limit, Scope: scope, Topics: q.Topics})
+		if err != nil {
+			return err
+		}
+		if len(page.Events) == 0 && q.Wait > 0 && time.Now().Before(deadline) && ctx.Err() == nil && !p.hub.closed() {
+			// Nothing visible yet: wait from the snapshot's head. The events
+			// up to it were read, so the next read starts there.
+			woke, seen := p.hub.wait(ctx, tenant, page.Cursor, match, deadline)
+			if !woke {
+				return p.writeEmpty(c, tags, seen)
+			}
+			after = page.Cursor
+			continue
+		}
+		tag := tags.at(page.Cursor)
+		if page.HasMore {
+			tag = tags.more(page.Cursor)
+		}
+		// The head in memory may lag the database by a relay batch: the
+		// client may hold this very body although it did not match above.
+		if inm != "" && ifNoneMatch(inm, tag) {
+			return notModified(c, tag)
+		}
+		return writeJSON(c, tag, page)
+	}
+}
+
+// begin runs the checks every poll shares: the caller, the rate limit, the
+// parameters; and sets the headers every poll response carries.
+func (p *Poller) begin(c echo.Context, parse func(url.Values, time.Duration) (Query, error)) (models.Actor, Query, error) {
+	a, ok := models.ActorFromContext(c.Request().Context())
+	if !ok || a.TenantID == "" {
+		return a, Query{}, models.Errorf(models.EUNAUTHORIZED, "no credentials")
+	}
+	now := p.cfg.Now()
+	p.load.hit(now)
+	res := c.Response().Header()
+	// A shared cache must never hand one tenant's or patient's poll to
+	// another (RFC 9111 §5.2.2.7, §4.1); every reuse is revalidated.
+	res.Set("Cache-Control", "private, no-cache")
+	res.Add("Vary", "Authorization")
+	res.Add("Vary", "X-Tenant-ID")
+	token := c.Request().Header.Get("Authorization")
+	if token == "" {
+		token = string(a.Role) + "\x00" + a.TenantID + "\x00" + a.Subject
+	}
+	if ok, retry := p.limiter.allow(token, now); !ok {
+		secs := max(1, int64((retry+time.Second-1)/time.Second))
+		res.Set("Retry-After", strconv.FormatInt(secs, 10))
+		return a, Query{}, models.Errorf(models.ERATELIMIT, "too many polls with this token; retry after %d s", secs)
+	}
+	q, err := parse(c.QueryParams(), p.cfg.MaxWait)
+	if err != nil {
+		return a, q, err
+	}
+	res.Set("X-Poll-Interval", intervalHeader(p.interval(q.Stream, now)))
+	return a, q, nil
+}
+
+// notModified answers 304 with the validator and no body (RFC 9110 §15.4.5:
+// the headers a 200 would carry that decide caching, no content).
+func notModified(c echo.Context, tag string) error {
+	c.Response().Header().Set("ETag", tag)
+	return c.NoContent(http.StatusNotModified)
+}
+
+// writeEmpty answers a long-poll that ended with nothing visible: the page a
+// read at cursor would give, built without reading.
+func (p *Poller) writeEmpty(c echo.Context, tags tagger, cursor int64) error {
+	page := &models.EventPage{Events: []models.Event{}, Cursor: cursor}
+	tag := tags.at(cursor)
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && ifNoneMatch(inm, tag) {
+		return notModified(c, tag)
+	}
+	return writeJSON(c, tag, page)
+}
+
+// writeJSON writes the page compactly (Echo's ?pretty would change the bytes
+// under a strong ETag).
+func writeJSON(c echo.Context, tag string, page *models.EventPage) error {
+	b, err := json.Marshal(page)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", tag)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}

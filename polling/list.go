@@ -1,0 +1,100 @@
+package polling
+
+import (
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/labstack/echo/v4"
+)
+
+// ListMiddleware wraps the resource lists (GET /api/v1/<resource>, served by
+// the api package: a snapshot, or with ?since= a delta) with the poll
+// machinery: the rate limit, parameter checks for since, limit, wait and
+// stream (400 naming the parameter), Cache-Control, Vary, X-Poll-Interval, a
+// strong ETag from the cursor the handler leaves in the context, 304 from
+// the in-memory head, and ?wait= long-polls held in memory.
+func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			resource := path.Base(c.Path())
+			if _, ok := models.Resources[resource]; !ok {
+				return next(c)
+			}
+			a, q, err := p.begin(c, parseListQuery)
+			if err != nil {
+				return err
+			}
+			if a.Role == models.RoleDisplay {
+				return next(c) // which refuses it: a display reads only the board
+			}
+			ctx := c.Request().Context()
+			tenant := a.TenantID
+			tags := newTagger(a, resource, q.listKey(c.QueryParams()))
+			scope, topics := listScope(a, resource)
+			match := func(e *models.Event) bool { return scope.Visible(e, topics) }
+			inm := c.Request().Header.Get("If-None-Match")
+			var deadline time.Time
+			if q.Wait > 0 {
+				deadline = time.Now().Add(q.Wait)
+			}
+
+			head := p.hub.head(tenant)
+			switch {
+			case inm != "" && ifNoneMatch(inm, tags.at(head)):
+				if q.Wait == 0 {
+					return notModified(c, tags.at(head))
+				}
+				woke, seen := p.hub.wait(ctx, tenant, head, match, deadline)
+				if !woke && seen == head {
+					return notModified(c, tags.at(head))
+				}
+			case q.Wait > 0 && q.HasSince:
+				from := q.Since
+				if q.Since != head {
+					// Is there a change of this resource the caller sees
+					// after since? One small read decides whether to wait
+					// (and answers 410 for an expired cursor).
+					page, err := p.log.PollEvents(ctx, models.EventQuery{TenantID: tenant, After: q.Since, Limit: 1, Scope: scope, Topics: topics})
+					if err != nil {
+						return err
+					}
+					if len(page.Events) > 0 {
+						break
+					}
+					from = page.Cursor
+				}
+				p.hub.wait(ctx, tenant, from, match, deadline)
+			}
+
+			res := c.Response()
+			res.Before(func() {
+				if res.Status != http.StatusOK {
+					return
+				}
+				if cur, ok := c.Get(models.CursorContextKey).(int64); ok {
+					res.Header().Set("ETag", tags.at(cur))
+				}
+			})
+			return next(c)
+		}
+	}
+}
+
+// listScope returns the events that change what the caller's list of the
+// resource shows, as the store's delta reads them: the resource's events
+// (and, for the queue, the board, which moves positions and waits), limited
+// to the patient's own for a patient token — except the doctor directory,
+// which patients see whole.
+func listScope(a models.Actor, resource string) (models.Scope, models.Topics) {
+	topics := models.Topics{resource: true}
+	if resource == models.EntityQueue {
+		topics[models.EntityBoard] = true
+	}
+	scope := a.Scope()
+	if resource == models.EntityDoctor {
+		scope = models.Scope{}
+	}
+	return scope, topics
+}
