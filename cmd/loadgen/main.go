@@ -1,0 +1,387 @@
+// Command loadgen measures a ClinicPulse server from another process over
+// loopback: it starts the server binary (one or two instances), opens N SSE
+// subscribers and M conditional pollers, commits writes at a set rate, and
+// prints one table row: publish→receive latency, server RSS per idle
+// connection, server CPU per delivered event, 304 polls/s, writes/s.
+//
+//	go build -o bin/clinicpulse ./cmd/clinicpulse
+//	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -duration 10s
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/auth"
+	"github.com/clinicpulse/clinicpulse/models"
+)
+
+const secret = "loadgen-secret-0123456789abcdef0123456789"
+
+type options struct {
+	bin         string
+	dbURL       string
+	subscribers int
+	pollers     int
+	pollFor     time.Duration
+	rate        float64
+	duration    time.Duration
+	crossInst   bool
+	header      bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/clinicpulse", "server binary")
+	flag.StringVar(&o.dbURL, "db", "", "DATABASE_URL for the server (default: a SQLite file in a temp dir)")
+	flag.IntVar(&o.subscribers, "subscribers", 1000, "SSE subscribers")
+	flag.IntVar(&o.pollers, "pollers", 200, "concurrent conditional pollers (304 phase)")
+	flag.DurationVar(&o.pollFor, "poll-for", 5*time.Second, "length of the 304 phase")
+	flag.Float64Var(&o.rate, "rate", 50, "writes per second")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the write phase")
+	flag.BoolVar(&o.crossInst, "cross", false, "start two instances (Postgres only): write through A, subscribe on B")
+	flag.BoolVar(&o.header, "header", true, "print the table header")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// raiseNoFile lifts the open-file limit to its hard maximum.
+func raiseNoFile() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+type server struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+func startServer(ctx context.Context, bin, dbURL string) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "ADDR="+addr, "JWT_SECRET="+secret, "DATABASE_URL="+dbURL, "DEV=0", "HEARTBEAT=15s")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	s := &server{cmd: cmd, base: "http://" + addr}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(s.base + "/readyz"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	return nil, fmt.Errorf("server at %s did not get ready", addr)
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+	}
+}
+
+// rssKiB reads VmRSS of the server process.
+func (s *server) rssKiB() int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			n, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// cpu returns the process's user+system CPU time.
+func cpu(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func run(o options) error {
+	raiseNoFile()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if o.dbURL == "" {
+		dir, err := os.MkdirTemp("", "loadgen")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		o.dbURL = "sqlite:" + filepath.Join(dir, "db")
+	}
+	a, err := startServer(ctx, o.bin, o.dbURL)
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	sub := a
+	if o.crossInst {
+		if sub, err = startServer(ctx, o.bin, o.dbURL); err != nil {
+			return err
+		}
+		defer sub.stop()
+	}
+	au := auth.New(auth.Config{Secret: []byte(secret)})
+	tenant := fmt.Sprintf("load-%d", time.Now().UnixNano())
+	tok, _ := au.Sign(models.Actor{Subject: "loadgen", TenantID: tenant, Role: models.RoleAdmin}, time.Hour)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
+	post := func(path string, body any) error {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 201 {
+			return fmt.Errorf("POST %s: %d", path, res.StatusCode)
+		}
+		return nil
+	}
+	if err := post("/api/v1/doctors", map[string]any{"name": "Dr. Load"}); err != nil {
+		return err
+	}
+
+	// Subscribers. Each write creates a patient named "lg-<n>"; sent[n] is
+	// the time just before its request went out.
+	const maxWrites = 1 << 20
+	sent := make([]atomic.Int64, maxWrites)
+	var lats []time.Duration
+	var latMu sync.Mutex
+	var ready, received atomic.Int64
+	baseRSS := sub.rssKiB()
+	subCtx, stopSubs := context.WithCancel(ctx)
+	defer stopSubs()
+	var subsWG sync.WaitGroup
+	for i := 0; i < o.subscribers; i++ {
+		subsWG.Add(1)
+		go func() {
+			defer subsWG.Done()
+			subscribe(subCtx, sub.base, tok, &ready, func(n int, at time.Time) {
+				if s := sent[n].Load(); s > 0 {
+					latMu.Lock()
+					lats = append(lats, at.Sub(time.Unix(0, s)))
+					latMu.Unlock()
+					received.Add(1)
+				}
+			})
+		}()
+		if i%200 == 199 {
+			time.Sleep(20 * time.Millisecond) // do not stampede the accept queue
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for ready.Load() < int64(o.subscribers) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ready.Load() < int64(o.subscribers) {
+		return fmt.Errorf("only %d of %d subscribers connected", ready.Load(), o.subscribers)
+	}
+	time.Sleep(time.Second)
+	idleRSS := sub.rssKiB()
+
+	// Write phase.
+	cpuA0, cpuS0, self0 := cpu(a.cmd.Process.Pid), cpu(sub.cmd.Process.Pid), selfCPU()
+	start := time.Now()
+	total := int(o.rate * o.duration.Seconds())
+	var writeErr atomic.Value
+	var wwg sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / o.rate)
+	for n := 1; n <= total; n++ {
+		at := start.Add(time.Duration(n-1) * interval)
+		time.Sleep(time.Until(at))
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			sent[n].Store(time.Now().UnixNano())
+			if err := post("/api/v1/patients", map[string]any{"name": "lg-" + strconv.Itoa(n)}); err != nil {
+				writeErr.Store(err)
+			}
+		}()
+	}
+	wwg.Wait()
+	writeSecs := time.Since(start).Seconds()
+	want := int64(total) * int64(o.subscribers)
+	deadline = time.Now().Add(30 * time.Second)
+	for received.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cpuA1, cpuS1, self1 := cpu(a.cmd.Process.Pid), cpu(sub.cmd.Process.Pid), selfCPU()
+	stopSubs()
+	subsWG.Wait()
+	if e := writeErr.Load(); e != nil {
+		return e.(error)
+	}
+
+	// 304 phase: pollers repeat a conditional poll as fast as they can.
+	polls304 := pollPhase(ctx, client, a.base, func(i int) string {
+		t, _ := au.Sign(models.Actor{Subject: fmt.Sprintf("poller-%d", i), TenantID: tenant, Role: models.RoleAdmin}, time.Hour)
+		return t
+	}, o.pollers, o.pollFor)
+
+	latMu.Lock()
+	slices.Sort(lats)
+	latMu.Unlock()
+	pct := func(p float64) string {
+		if len(lats) == 0 {
+			return "-"
+		}
+		return fmtDur(lats[min(len(lats)-1, int(p*float64(len(lats))))])
+	}
+	serverCPU := (cpuS1 - cpuS0)
+	if o.crossInst {
+		serverCPU += cpuA1 - cpuA0
+	}
+	perEvent := "-"
+	if received.Load() > 0 {
+		perEvent = fmt.Sprintf("%.1f µs", float64(serverCPU.Microseconds())/float64(received.Load()))
+	}
+	mode := "1 instance"
+	if o.crossInst {
+		mode = "A→B"
+	}
+	if o.header {
+		fmt.Println("| db | mode | subscribers | writes/s | delivered | p50 | p99 | max | RSS/idle conn | server CPU/event | loadgen CPU | 304 polls/s |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	}
+	db := "sqlite"
+	if strings.HasPrefix(o.dbURL, "postgres") {
+		db = "postgres"
+	}
+	fmt.Printf("| %s | %s | %d | %.0f | %d/%d | %s | %s | %s | %.1f KiB | %s | %.1f s | %.0f |\n",
+		db, mode, o.subscribers, float64(total)/writeSecs, received.Load(), want, pct(0.5), pct(0.99), pct(1),
+		float64(idleRSS-baseRSS)/float64(max(o.subscribers, 1)), perEvent, (self1 - self0).Seconds(), polls304)
+	return nil
+}
+
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}
+
+// subscribe follows the stream and reports each patients.created event's
+// writer number with its receive time.
+func subscribe(ctx context.Context, base, tok string, ready *atomic.Int64, got func(n int, at time.Time)) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/stream?topics=patients", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	// One transport per subscriber: one TCP connection each, as browsers have.
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return
+	}
+	defer res.Body.Close()
+	ready.Add(1)
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			continue
+		}
+		at := time.Now()
+		i := bytes.Index(line, []byte(`"name":"lg-`))
+		if i < 0 {
+			continue
+		}
+		rest := line[i+len(`"name":"lg-`):]
+		j := bytes.IndexByte(rest, '"')
+		if n, err := strconv.Atoi(string(rest[:max(j, 0)])); err == nil && n > 0 && n < 1<<20 {
+			got(n, at)
+		}
+	}
+}
+
+// pollPhase runs conditional polls of /api/v1/events and returns 304s per second.
+// Each poller has its own token, as each browser has: the rate limit is per token.
+func pollPhase(ctx context.Context, client *http.Client, base string, token func(int) string, pollers int, d time.Duration) float64 {
+	if pollers == 0 {
+		return 0
+	}
+	req := func(tok, etag string) (int, string) {
+		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/events?since=0&limit=1&stream=live", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if etag != "" {
+			r.Header.Set("If-None-Match", etag)
+		}
+		res, err := client.Do(r)
+		if err != nil {
+			return 0, ""
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, res.Header.Get("ETag")
+	}
+	var n atomic.Int64
+	end := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := range pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := token(i)
+			_, etag := req(tok, "")
+			for time.Now().Before(end) {
+				if st, _ := req(tok, etag); st == http.StatusNotModified {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds()
+}
