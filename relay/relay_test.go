@@ -40,7 +40,7 @@ func (r *recorder) len(tenant string) int {
 func TestDispatchGapFreeInOrder(t *testing.T) {
 	url, _ := testdb.URL(t)
 	var rl *relay.Relay
-	st, err := store.Open(context.Background(), url, store.Options{OnCommit: func(tenant string, head int64) {
+	st, err := store.Open(context.Background(), url, store.Options{OnCommit: func(tenant string, head int64, _ int) {
 		if rl != nil {
 			rl.Nudge(tenant, head)
 		}

@@ -42,9 +42,10 @@ type Options struct {
 	// Location is the clinic's time zone: it decides a queue's day and the
 	// appointments of a date. UTC when nil.
 	Location *time.Location
-	// OnCommit is called after every committed write with the tenant and
-	// its new head seq. It must not block.
-	OnCommit func(tenantID string, head int64)
+	// OnCommit is called after every committed write with the tenant, its
+	// new head seq and the number of events the write appended. It must not
+	// block.
+	OnCommit func(tenantID string, head int64, events int)
 	// Logger receives GORM's slow-query and error logs; silent when nil.
 	Logger logger.Interface
 }
@@ -56,7 +57,7 @@ type Store struct {
 	dialect string
 	now     func() time.Time
 	loc     *time.Location
-	commit  func(string, int64)
+	commit  func(string, int64, int)
 }
 
 // Open connects to the database named by url (postgres://…, sqlite:PATH or

@@ -114,6 +114,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 	for attempt := 0; ; attempt++ {
 		var body json.RawMessage
 		var head int64
+		var appended int
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			w := &writer{s: s, tx: tx, ctx: ctx, actor: actor, now: models.Timestamp(s.now())}
 			if hasIdem {
@@ -128,6 +129,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 			if head, err = w.finish(); err != nil {
 				return err
 			}
+			appended = len(w.changes)
 			if primary != nil {
 				if body, err = json.Marshal(primary); err != nil {
 					return fmt.Errorf("marshal: %w", err)
@@ -145,7 +147,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 		switch {
 		case err == nil:
 			if head > 0 && s.commit != nil {
-				s.commit(actor.TenantID, head)
+				s.commit(actor.TenantID, head, appended)
 			}
 			return body, nil
 		case errors.As(err, &replay):

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clinicpulse/clinicpulse/api"
 	"github.com/clinicpulse/clinicpulse/auth"
+	"github.com/clinicpulse/clinicpulse/metrics"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/pglisten"
 	"github.com/clinicpulse/clinicpulse/relay"
@@ -53,6 +54,9 @@ type App struct {
 	Logger *slog.Logger
 	// Listener follows other instances' commits (Postgres only; nil on SQLite).
 	Listener *pglisten.Listener
+	Metrics  *metrics.Metrics
+	Sampler  *metrics.Sampler
+	gauges   Gauges
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -78,16 +82,20 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.RelayScan <= 0 {
 		cfg.RelayScan = 2 * time.Second
 	}
-	a := &App{Config: cfg, Logger: cfg.Logger}
+	a := &App{Config: cfg, Logger: cfg.Logger, Metrics: metrics.New(cfg.Now)}
 	var rl *relay.Relay
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
 		Now: cfg.Now, Location: cfg.Location,
-		OnCommit: func(tenant string, head int64) { rl.Nudge(tenant, head) },
+		OnCommit: func(tenant string, head int64, n int) {
+			a.Metrics.Committed.Add(float64(n))
+			rl.Nudge(tenant, head)
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	rl = relay.New(st, cfg.RelayScan, cfg.Logger)
+	rl.AddSink(a.Metrics)
 	a.Store, a.Relay = st, rl
 	a.Auth = auth.New(auth.Config{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: cfg.Now, Spender: st})
 	a.Echo = a.routes()
@@ -96,6 +104,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.mountSSE()
 	a.mountPolling(v1)
 	a.mountListener()
+	a.mountMetrics()
 	return a, nil
 }
 
@@ -109,6 +118,7 @@ func (a *App) routes() *echo.Echo {
 	e.HTTPErrorHandler = api.ErrorHandler(a.Logger)
 	e.Use(middleware.RequestID())
 	e.Use(a.requestLog)
+	e.Use(a.Metrics.Middleware(func(err error) int { return api.ProblemOf(err).Status }, isStream, isPoll))
 	e.Use(middleware.Recover())
 	if len(a.Config.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -168,7 +178,8 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(2)
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); a.Sampler.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.Relay.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.janitor(ctx) }()
 	a.startListener(ctx, &a.wg)
