@@ -10,9 +10,9 @@ import (
 // Snapshot is one reading of the instance's live numbers.
 type Snapshot struct {
 	At                time.Time `json:"at"`
-	Streams           int64     `json:"streams"`             // open SSE responses
-	LongPolls         int64     `json:"long_polls"`          // long-polls waiting now
-	Committed         float64   `json:"-"`                   // counters: rates are derived
+	Streams           int64     `json:"streams"`    // open SSE responses
+	LongPolls         int64     `json:"long_polls"` // long-polls waiting now
+	Committed         float64   `json:"-"`          // counters: rates are derived
 	Dispatched        float64   `json:"-"`
 	Polls             float64   `json:"-"`
 	Polls304          float64   `json:"-"`
