@@ -206,20 +206,27 @@ func (a *App) janitor(ctx context.Context) {
 // Closers returns the registered shutdown hooks.
 func (a *App) Closers() []func(context.Context) { return a.closers }
 
-// Shutdown ends streams and long-polls, stops the HTTP server within ctx,
-// stops the relay and closes the database.
+// Shutdown stops the instance in order: stop accepting; end streams and
+// long-polls so clients move to another instance; wait (within ctx) for the
+// HTTP server's requests to finish; stop the relay, listener and janitor;
+// close the database.
 func (a *App) Shutdown(ctx context.Context, srv *http.Server) error {
-	a.closeOnce.Do(func() {
-		for _, fn := range a.closers {
-			fn(ctx)
-		}
-	})
+	closeStreams := func() {
+		a.closeOnce.Do(func() {
+			for _, fn := range a.closers {
+				fn(ctx)
+			}
+		})
+	}
 	var errs []error
 	if srv != nil {
+		// Called by srv.Shutdown once its listeners are closed.
+		srv.RegisterOnShutdown(closeStreams)
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
+	closeStreams()
 	if a.cancel != nil {
 		a.cancel()
 	}
