@@ -567,10 +567,16 @@ export class Connection extends EventTarget {
       } catch (err) {
         if (signal.aborted) return;
         failures++;
-        // A proxy that cuts long requests: shorten the wait.
-        if (long && Date.now() - started > 1500) this._wait = Math.max(2, Math.floor(this._wait / 2));
-        this._pollOk(false);
         interval = live ? 30000 : Math.min(backoff(failures - 1), 5000);
+        if (long && Date.now() - started > 1500) {
+          // A long-poll cut after a while (a proxy's timeout, 502/504): ask
+          // again at once with a shorter wait; the server is there.
+          this._wait = Math.max(2, Math.floor(this._wait / 2));
+          interval = 0;
+          failures = 0;
+        } else {
+          this._pollOk(false);
+        }
       }
       if (!signal.aborted && interval > 0) {
         // While a freshly opened stream is on probation, check it every heartbeat.
