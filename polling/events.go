@@ -32,15 +32,15 @@ func (p *Poller) serveEvents(c echo.Context) error {
 	}
 
 	head := p.hub.head(tenant)
-	switch {
-	case inm != "" && ifNoneMatch(inm, tags.at(head)):
+	switch cur := tags.at(head); {
+	case inm != "" && ifNoneMatch(inm, cur):
 		// The client holds the body as of head.
 		if q.Wait == 0 {
-			return notModified(c, tags.at(head))
+			return notModified(c, cur)
 		}
 		woke, seen := p.hub.wait(ctx, tenant, head, match, deadline)
 		if !woke && seen == head {
-			return notModified(c, tags.at(head))
+			return notModified(c, cur)
 		}
 		// Something was published: read what it changed.
 	case q.Wait > 0 && q.Since == head:

@@ -41,14 +41,14 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 			}
 
 			head := p.hub.head(tenant)
-			switch {
-			case inm != "" && ifNoneMatch(inm, tags.at(head)):
+			switch cur := tags.at(head); {
+			case inm != "" && ifNoneMatch(inm, cur):
 				if q.Wait == 0 {
-					return notModified(c, tags.at(head))
+					return notModified(c, cur)
 				}
 				woke, seen := p.hub.wait(ctx, tenant, head, match, deadline)
 				if !woke && seen == head {
-					return notModified(c, tags.at(head))
+					return notModified(c, cur)
 				}
 			case q.Wait > 0 && q.HasSince:
 				from := q.Since

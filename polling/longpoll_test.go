@@ -109,7 +109,7 @@ func TestLongPollScope(t *testing.T) {
 	ch := hold(s, fmt.Sprintf("/api/v1/events?since=%d&wait=30", h), pat)
 	list := hold(s, fmt.Sprintf("/api/v1/patients?since=%d&wait=30", h), admin)
 	time.Sleep(300 * time.Millisecond)
-	newPatient(t, s, admin, "Someone else")                                   // the patient does not see it
+	newPatient(t, s, admin, "Someone else")                                    // the patient does not see it
 	s.Create(t, admin, "doctors", map[string]any{"name": "Dr. Not a patient"}) // nor does the patients list
 	time.Sleep(500 * time.Millisecond)
 	select {

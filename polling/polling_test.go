@@ -256,9 +256,11 @@ func TestBadParameters(t *testing.T) {
 		{"wait=56", "wait"}, {"wait=-1", "wait"}, {"wait=x", "wait"}, {"wait=1.5", "wait"}, {"wait=", "wait"}, {"wait=100000", "wait"},
 		{"stream=maybe", "stream"}, {"stream=", "stream"}, {"stream=LIVE", "stream"}, {"stream=live&stream=down", "stream"},
 	}
+	n := 0
 	check := func(path, field string) {
 		t.Helper()
-		r := s.Do(t, http.MethodGet, path, admin, nil)
+		n++ // a token per request: this test is not about the rate limit
+		r := s.Do(t, http.MethodGet, path, s.Token("bad", models.RoleAdmin, fmt.Sprint("u", n)), nil)
 		var p problem
 		if r.Status != http.StatusBadRequest || r.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s", path, r.Status, r.Body)
