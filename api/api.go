@@ -20,7 +20,7 @@ type Store interface {
 	Update(ctx context.Context, entity, id string, ifMatch int64, update any) (json.RawMessage, error)
 	Delete(ctx context.Context, entity, id string, ifMatch int64) error
 	List(ctx context.Context, entity string, q models.ListQuery) (*models.Page, error)
-	Boards(ctx context.Context, tenantID string) ([]models.Board, error)
+	Boards(ctx context.Context, tenantID string) ([]models.Board, int64, error)
 }
 
 // CursorKey is the Echo context key under which list handlers leave the
@@ -65,11 +65,11 @@ func denyDisplay(c echo.Context) error {
 
 func (h *Handler) board(c echo.Context) error {
 	a := actor(c)
-	boards, err := h.Store.Boards(c.Request().Context(), a.TenantID)
+	boards, cursor, err := h.Store.Boards(c.Request().Context(), a.TenantID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"boards": boards})
+	return c.JSON(http.StatusOK, map[string]any{"boards": boards, "cursor": cursor})
 }
 
 func (h *Handler) list(r *models.Resource) echo.HandlerFunc {

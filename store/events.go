@@ -195,10 +195,17 @@ func (s *Store) board(tx *gorm.DB, tenantID string, d *models.Doctor, doctorID, 
 	return models.NewBoard(d, day, entries, mins), entries, nil
 }
 
-// Boards returns the boards of the tenant's active doctors for today.
-func (s *Store) Boards(ctx context.Context, tenantID string) ([]models.Board, error) {
+// Boards returns the boards of the tenant's active doctors for today, and
+// the cursor they are consistent with (subscribe or poll from it).
+func (s *Store) Boards(ctx context.Context, tenantID string) ([]models.Board, int64, error) {
 	out := []models.Board{}
+	var cursor int64
 	err := s.read(ctx, func(tx *gorm.DB) error {
+		h, err := headOf(tx, tenantID)
+		if err != nil {
+			return err
+		}
+		cursor = h.Seq
 		var ds []*models.Doctor
 		if err := tx.Where("tenant_id = ? AND deleted_at IS NULL", tenantID).Order("name, id").Find(&ds).Error; err != nil {
 			return fmt.Errorf("doctors: %w", err)
@@ -213,7 +220,7 @@ func (s *Store) Boards(ctx context.Context, tenantID string) ([]models.Board, er
 		}
 		return nil
 	})
-	return out, s.wrap(ctx, "boards", err)
+	return out, cursor, s.wrap(ctx, "boards", err)
 }
 
 // positions sets position and estimated wait on queue entries from their

@@ -150,7 +150,7 @@ func dialectOf(url string) string {
 }
 
 func printDemo(ctx context.Context, a *app.App, addr net.Addr) error {
-	patient, err := seed.Demo(ctx, a.Store, time.Now(), a.Store.Location())
+	doctor, patient, err := seed.Demo(ctx, a.Store, time.Now(), a.Store.Location())
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func printDemo(ctx context.Context, a *app.App, addr net.Addr) error {
 		sub  string
 	}{
 		{"frontdesk", models.RoleCoordinator, "coordinator-1"},
-		{"doctor", models.RoleDoctor, "doctor-1"},
+		{"doctor", models.RoleDoctor, doctor},
 		{"patient", models.RolePatient, patient},
 		{"display", models.RoleDisplay, "display-1"},
 		{"ops", models.RoleAdmin, "admin-1"},

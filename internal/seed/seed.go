@@ -21,19 +21,19 @@ type Store interface {
 const DemoTenant = "demo-clinic"
 
 // Demo seeds the demo tenant unless it already has doctors. It returns the
-// first patient's id (for the demo patient token).
-func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (string, error) {
+// first doctor's and the first patient's ids (for the demo tokens).
+func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (doctor, patient string, err error) {
 	ctx = models.NewContextWithActor(ctx, models.Actor{Subject: "seed", TenantID: DemoTenant, Role: models.RoleAdmin})
 	existing, err := st.List(ctx, models.EntityDoctor, models.ListQuery{Limit: 1})
 	if err != nil {
-		return "", fmt.Errorf("seed: %w", err)
+		return "", "", fmt.Errorf("seed: %w", err)
 	}
 	if len(existing.Items) > 0 {
 		pats, err := st.List(ctx, models.EntityPatient, models.ListQuery{Limit: 1})
 		if err != nil || len(pats.Items) == 0 {
-			return "", fmt.Errorf("seed: find patient: %w", err)
+			return "", "", fmt.Errorf("seed: find patient: %w", err)
 		}
-		return pats.Items[0].Base().ID, nil
+		return existing.Items[0].Base().ID, pats.Items[0].Base().ID, nil
 	}
 	create := func(rec models.Record) (string, error) {
 		b, err := st.Create(ctx, rec)
@@ -52,7 +52,7 @@ func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (str
 	} {
 		id, err := create(&d)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		doctors = append(doctors, id)
 	}
@@ -63,7 +63,7 @@ func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (str
 		id, err := create(&models.Patient{Name: n, DateOfBirth: fmt.Sprintf("%d-%02d-%02d", 1950+i*4, i%12+1, i*2+1),
 			Phone: fmt.Sprintf("+1 555 01%02d", i), MRN: fmt.Sprintf("MRN-%05d", 1001+i)})
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		patients = append(patients, id)
 	}
@@ -75,7 +75,7 @@ func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (str
 		id, err := create(&models.Appointment{PatientID: patients[i], DoctorID: doctors[i%3], StartsAt: at, EndsAt: at.Add(20 * time.Minute),
 			Reason: []string{"Follow-up", "Annual check-up", "Rash", "Fever", "Vaccination"}[i%5]})
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		appts = append(appts, id)
 	}
@@ -83,7 +83,7 @@ func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (str
 	checkedIn := models.AppointmentCheckedIn
 	for _, id := range appts[:5] {
 		if _, err := st.Update(ctx, models.EntityAppointment, id, 0, &models.AppointmentUpdate{Status: &checkedIn}); err != nil {
-			return "", fmt.Errorf("seed check-in: %w", err)
+			return "", "", fmt.Errorf("seed check-in: %w", err)
 		}
 	}
 	urgent := models.PriorityUrgent
@@ -93,8 +93,8 @@ func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (str
 			prio = urgent
 		}
 		if _, err := create(&models.QueueEntry{PatientID: p, DoctorID: doctors[i%3], Priority: prio}); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
-	return patients[0], nil
+	return doctors[0], patients[0], nil
 }
