@@ -1,0 +1,75 @@
+// Package sse serves each tenant's change log as a Server-Sent Events stream
+// (GET /api/v1/stream; CONTRACT.md, "Push"), mints the single-use tickets
+// a browser's EventSource authenticates with (POST /api/v1/stream/tickets),
+// and wraps a Go client for the `clinicpulse tail` command and the tests.
+//
+// # The server side is ours
+//
+// The design named github.com/r3labs/sse/v2. We read v2.10.0 (its last
+// release, January 2023; every pull request since is unmerged) and tested
+// it on loopback. Its server cannot carry the contract:
+//   - fan-out is a blocking send inside one goroutine per stream: one tablet
+//     that stops reading freezes the stream for the whole clinic (the healthy
+//     client stopped at event 407, Publish blocked at 1,431);
+//   - with its default AutoReplay it overwrites event ids with its own
+//     in-memory index, replays id >= Last-Event-ID (the last one twice), keeps
+//     an unbounded log and sends a new client the whole log; a non-integer
+//     Last-Event-ID answers 400, which stops a browser's EventSource for good;
+//   - an event with empty data ends every handler on the stream; a bare \r
+//     inside data injects fields (id:, event:); data starting with ':'
+//     becomes a comment;
+//   - it has no heartbeat, no per-subscriber filtering, no X-Accel-Buffering,
+//     and RemoveStream/Close leak a goroutine per subscriber; registration
+//     happens inside ServeHTTP, so replaying from our database before it
+//     leaves a gap.
+//
+// We also measured github.com/tmaxmax/go-sse v0.11.0: its encoding is
+// correct, but its provider (Joe) writes to subscribers one after another in
+// one goroutine, so one stalled reader blocked Publish for the whole test and
+// Shutdown timed out; replay runs inside that loop too; headers go out only
+// with the first event; a panic on flush inside its goroutine crashed the
+// process.
+//
+// So the server is this package's own small hub and handler, and no SSE
+// library runs on the server. r3labs/sse/v2 stays where it is sound: its
+// client, wrapped by Follow (it resends Last-Event-ID, but on its own it never
+// reconnects after a clean end of the response, gives up 15 minutes after its
+// first connect, ignores the context while it backs off, and delivers
+// heartbeats as empty events).
+//
+// # How a stream works
+//
+// Hub is the relay's sink. The relay publishes each tenant's events in seq
+// order, without gaps, each once (relay.Relay); Publish encodes a batch's
+// frames once and hands a pointer to it to each interested subscriber's
+// bounded queue without blocking. A full queue drops that subscriber and
+// ends its connection, even a write blocked on a client that stopped
+// reading; the client resumes from its cursor. Publishing never waits on a
+// client.
+//
+// A stream registers with the hub inside relay.Sync, which gives the last
+// seq dispatched while no batch of that tenant is in flight. It replays the
+// log from the client's cursor up to that seq, in pages, then writes what
+// its queue holds, skipping seqs it has passed: every event once, in order.
+// A cursor older than retention, ahead of the log (a restored database), or
+// not a number gets an "event: reset" frame instead (data:
+// {"reason","cursor"}, id: the cursor the stream goes on from), never an
+// error status, which would stop EventSource.
+//
+// Everything a stream does runs on its request's goroutine: no goroutine or
+// timer per connection. One clock goroutine per hub wakes the streams, a
+// shard at a time, for heartbeats and STREAM_MAX_DURATION. Each drain of the
+// queue is written in runs of frames and flushed once, under a write deadline
+// set through http.ResponseController (the server has no WriteTimeout,
+// which would cut every stream).
+//
+// Frames are "id: <seq>", "event: <type>", "data: <envelope on one line>";
+// AppendFrame guarantees that no CR or LF in a value can break them
+// (FuzzFrame). Role scoping is applied to every event at delivery and in the
+// replay's SQL: staff see their tenant, a patient only events about their own
+// records plus the anonymous board, a display only the board; ?topics=
+// narrows further.
+//
+// Never mount gzip, timeout or body-dump middleware on the stream route:
+// each one buffers, cuts or copies a response that never ends.
+package sse

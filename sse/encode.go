@@ -1,0 +1,110 @@
+package sse
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/clinicpulse/clinicpulse/models"
+)
+
+// The wire format (WHATWG HTML, "Server-sent events", §9.2.5–9.2.6): a
+// line ends at LF, CR or CRLF; a blank line dispatches the event; a line
+// starting with ':' is a comment. One stray CR or LF inside a value would
+// end the field and start another one ("id:", "event:", "retry:"), so
+// nothing a caller passes may put one on the wire.
+
+// AppendFrame appends one event frame to dst:
+//
+//	id: <id>
+//	event: <typ>
+//	data: <data>
+//	<blank line>
+//
+// Framing holds whatever the input: a CR or LF in typ or data is written as
+// a space. data is meant to be JSON, where a raw line break can only be
+// insignificant whitespace between tokens (inside a string it must be
+// escaped), so the substitution keeps valid JSON valid and equal in meaning.
+// json.Marshal never emits one, so for our envelopes it never fires.
+func AppendFrame(dst []byte, id int64, typ string, data []byte) []byte {
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, "\nevent: "...)
+	dst = appendLine(dst, typ)
+	dst = append(dst, "\ndata: "...)
+	dst = appendLine(dst, data)
+	return append(dst, "\n\n"...)
+}
+
+// appendLine appends s with every CR and LF replaced by a space.
+func appendLine[T ~string | ~[]byte](dst []byte, s T) []byte {
+	start := len(dst)
+	dst = append(dst, s...)
+	tail := dst[start:]
+	for {
+		i := bytes.IndexAny(tail, "\r\n")
+		if i < 0 {
+			return dst
+		}
+		tail[i] = ' '
+		tail = tail[i+1:]
+	}
+}
+
+// AppendComment appends a comment line and a blank line. Comments are
+// ignored by clients; they keep proxies and load balancers from timing out
+// an idle connection and let a client notice a dead one.
+func AppendComment(dst []byte, text string) []byte {
+	dst = append(dst, ": "...)
+	dst = appendLine(dst, text)
+	return append(dst, "\n\n"...)
+}
+
+// AppendRetry appends the reconnection delay a client should wait after
+// the connection ends.
+func AppendRetry(dst []byte, ms int64) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, ms, 10)
+	return append(dst, "\n\n"...)
+}
+
+// AppendEvent appends the frame of an envelope: id is its seq, event its
+// type, data its JSON on one line. Data that is not valid JSON (which the
+// store never writes) cannot be sent as is: the frame then carries
+// "data": null and the error says so, so that the seq is still delivered
+// and the gap-free promise holds.
+func AppendEvent(dst []byte, e *models.Event) ([]byte, error) {
+	j, err := json.Marshal(e)
+	if err != nil {
+		c := *e
+		c.Data = nil
+		j, _ = json.Marshal(&c)
+		err = fmt.Errorf("sse: encode event %d: %w", e.Seq, err)
+	}
+	return AppendFrame(dst, e.Seq, e.Type, j), err
+}
+
+// Reset reasons, in the data of an "event: reset" frame.
+const (
+	ResetInvalid = "invalid" // the cursor is not a sequence number
+	ResetExpired = "expired" // older than the retained log
+	ResetAhead   = "ahead"   // ahead of the log (a restored database)
+)
+
+// ResetEvent is the type of the frame telling a client its cursor cannot be
+// resumed: it must refetch its snapshots, then carry on from Cursor.
+const ResetEvent = "reset"
+
+// Reset is the data of a reset frame.
+type Reset struct {
+	Reason string `json:"reason"`
+	Cursor int64  `json:"cursor"`
+}
+
+// AppendReset appends a reset frame. Its id is the cursor the stream
+// continues from, so a client that reconnects after it resumes there.
+func AppendReset(dst []byte, reason string, cursor int64) []byte {
+	j, _ := json.Marshal(Reset{Reason: reason, Cursor: cursor})
+	return AppendFrame(dst, cursor, ResetEvent, j)
+}

@@ -1,0 +1,515 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/clinicpulse/clinicpulse/store"
+	"github.com/labstack/echo/v4"
+)
+
+// Defaults of Config.
+const (
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultBuffer       = 64
+	DefaultReplayPage   = 500
+)
+
+// Log is the change log a stream replays from.
+type Log interface {
+	ReadEvents(ctx context.Context, q models.EventQuery) ([]models.Event, error)
+	LogHead(ctx context.Context, tenantID string) (store.Head, error)
+}
+
+// Syncer is the relay's hand-off: fn runs with the tenant's last dispatched
+// seq while no batch of that tenant is being published.
+type Syncer interface {
+	Sync(tenantID string, fn func(dispatched int64))
+}
+
+// Config configures a Handler.
+type Config struct {
+	Log   Log
+	Relay Syncer
+	// Heartbeat is the interval of ':' comments (HEARTBEAT).
+	Heartbeat time.Duration
+	// MaxDuration ends each response after about this long, less up to
+	// 15% of jitter (STREAM_MAX_DURATION); 0 never does.
+	MaxDuration time.Duration
+	// WriteTimeout bounds each write to a client; a client that does not
+	// take a write in time is disconnected.
+	WriteTimeout time.Duration
+	// Buffer is how many batches a stream may have queued before it is
+	// dropped as too slow.
+	Buffer int
+	// ReplayPage is how many events one replay read takes from the log.
+	ReplayPage int
+	// RetryMin and RetryMax bound the jittered retry: line (ms).
+	RetryMin, RetryMax time.Duration
+	Logger             *slog.Logger
+}
+
+// Handler serves GET /api/v1/stream.
+type Handler struct {
+	cfg Config
+	hub *Hub
+}
+
+// NewHandler returns a stream handler and its hub; register Hub() with the
+// relay before the relay starts.
+func NewHandler(cfg Config) *Handler {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.ReplayPage <= 0 {
+		cfg.ReplayPage = DefaultReplayPage
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = time.Second
+	}
+	if cfg.RetryMax <= 0 || cfg.RetryMax > 5*time.Second {
+		cfg.RetryMax = 5 * time.Second
+	}
+	cfg.RetryMin = min(cfg.RetryMin, cfg.RetryMax)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	// The clock's period: the heartbeat, or finer when streams have a time
+	// limit, so that a response ends within 5% of it.
+	period := cfg.Heartbeat
+	if cfg.MaxDuration > 0 {
+		period = min(period, max(cfg.MaxDuration/20, 10*time.Millisecond))
+	}
+	return &Handler{cfg: cfg, hub: NewHub(cfg.Buffer, period, cfg.Logger)}
+}
+
+// Hub returns the handler's hub, the relay's sink.
+func (h *Handler) Hub() *Hub { return h.hub }
+
+// Shutdown ends every stream cleanly (each client reconnects, to another
+// instance if this one is going away) and waits for them within ctx.
+func (h *Handler) Shutdown(ctx context.Context) {
+	h.hub.Close()
+	if err := h.hub.Drain(ctx); err != nil {
+		h.cfg.Logger.Warn("sse: streams still open at shutdown", "err", err)
+	}
+}
+
+// cursor is where a client resumes.
+type cursor struct {
+	seq int64
+	set bool // a cursor was given
+	bad bool // ... and it is not a sequence number
+}
+
+// resumeCursor reads the client's cursor: the Last-Event-ID header (sent by
+// EventSource when it reconnects, keeping the original URL) wins over
+// ?since=.
+func resumeCursor(c echo.Context) cursor {
+	s := c.Request().Header.Get("Last-Event-ID")
+	if s == "" {
+		s = c.QueryParam("since")
+	}
+	if s == "" {
+		return cursor{}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return cursor{set: true, bad: true}
+	}
+	return cursor{seq: n, set: true}
+}
+
+// Stream serves a tenant's events as Server-Sent Events to the
+// authenticated actor: a retry: line, the replay after the client's cursor
+// (or a reset), then live events, heartbeats, and a last comment when the
+// stream ends. Errors are answered as problem+json only before the stream
+// starts (a bad ?topics=); once it has, a failure ends the response and the
+// client resumes, because an error status would stop EventSource for good.
+func (h *Handler) Stream(c echo.Context) error {
+	ctx := c.Request().Context()
+	actor, ok := models.ActorFromContext(ctx)
+	if !ok || actor.TenantID == "" {
+		return models.Errorf(models.EUNAUTHORIZED, "missing credentials")
+	}
+	topics, err := models.ParseTopics(c.QueryParam("topics"))
+	if err != nil {
+		return err
+	}
+	cur := resumeCursor(c)
+
+	res := c.Response()
+	hd := res.Header()
+	hd.Set(echo.HeaderContentType, "text/event-stream")
+	// no-transform: proxies must not compress or rewrite the stream;
+	// X-Accel-Buffering: nginx must not buffer it.
+	hd.Set("Cache-Control", "no-cache, no-transform")
+	hd.Set("X-Accel-Buffering", "no")
+	hd.Del(echo.HeaderContentLength)
+	res.WriteHeader(http.StatusOK)
+
+	if !h.hub.enter() {
+		// Shutting down: tell the client to go elsewhere.
+		st := &stream{h: h, c: c, rc: http.NewResponseController(res)}
+		st.buf = AppendRetry(st.buf, h.retry())
+		st.buf = AppendComment(st.buf, "server shutting down")
+		st.flushBuf()
+		return nil
+	}
+	defer h.hub.leave()
+	st := &stream{h: h, c: c, rc: http.NewResponseController(res), tenant: actor.TenantID, scope: actor.Scope(), topics: topics}
+	defer st.finish()
+	st.run(ctx, cur)
+	return nil
+}
+
+// retry returns a jittered reconnection delay in ms, so that clients cut at
+// once (a deploy, a proxy restart) come back spread out.
+func (h *Handler) retry() int64 {
+	lo, hi := h.cfg.RetryMin.Milliseconds(), h.cfg.RetryMax.Milliseconds()
+	return lo + rand.Int64N(hi-lo+1)
+}
+
+// stream is one response. Everything runs on the request's goroutine.
+type stream struct {
+	h      *Handler
+	c      echo.Context
+	rc     *http.ResponseController
+	tenant string
+	scope  models.Scope
+	topics models.Topics
+	sub    *subscriber
+
+	floor    int64     // the last seq passed: events <= floor are not sent again
+	deadline time.Time // the write deadline in force
+	buf      []byte    // frames not yet written
+	failed   bool      // a write failed: the connection is gone
+}
+
+var errGone = errors.New("sse: stream ended")
+
+func (st *stream) run(ctx context.Context, cur cursor) {
+	h := st.h
+	st.buf = AppendRetry(st.buf, h.retry())
+
+	var dispatched int64
+	var recent []*batch
+	var inRecent bool
+	at := int64(-1)
+	if cur.set && !cur.bad {
+		at = cur.seq
+	}
+	h.cfg.Relay.Sync(st.tenant, func(d int64) {
+		dispatched = d
+		st.sub, recent, inRecent = h.hub.subscribe(st.tenant, st.scope, st.topics, st.rc, min(at, d))
+	})
+	defer h.hub.unsubscribe(st.tenant, st.sub)
+	st.floor = dispatched
+	if inRecent && at < dispatched && (len(recent) == 0 || recent[len(recent)-1].lastSeq() != dispatched) {
+		inRecent = false // not what the hub published last: ask the log
+	}
+
+	switch {
+	case cur.bad:
+		st.buf = AppendReset(st.buf, ResetInvalid, dispatched)
+	case !cur.set || cur.seq == dispatched:
+		// Live from here (the common reconnect of an up-to-date client
+		// costs no query).
+	case cur.seq > dispatched:
+		// Ahead of the log (a restored database), or seen elsewhere (a
+		// poll, another instance) before this instance dispatched it.
+		head, err := h.cfg.Log.LogHead(ctx, st.tenant)
+		if err != nil {
+			st.abort(ctx, "log head", err)
+			return
+		}
+		if cur.seq > head.Seq {
+			st.buf = AppendReset(st.buf, ResetAhead, dispatched)
+		} else {
+			st.floor = cur.seq
+		}
+	case inRecent:
+		// Recent enough for the hub's memory: no query, frames already
+		// encoded.
+		if st.writeBuf() != nil {
+			return
+		}
+		st.floor = cur.seq
+		for _, b := range recent {
+			_, n, err := st.writeBatch(b)
+			if err != nil {
+				return
+			}
+			h.hub.stats.delivered.Add(int64(n))
+			h.hub.stats.replayed.Add(int64(n))
+		}
+		st.floor = dispatched
+	default:
+		if err := st.replay(ctx, cur.seq, dispatched); err != nil {
+			if !errors.Is(err, errGone) {
+				st.abort(ctx, "replay", err)
+			}
+			return
+		}
+	}
+	if st.flushBuf() != nil {
+		return
+	}
+	if cap(st.buf) > 16<<10 {
+		st.buf = nil // a replay grew it: do not keep it for the connection's life
+	}
+	st.live(ctx)
+}
+
+// abort ends a stream that failed after its headers went out: a last
+// comment, and the client reconnects after its retry delay.
+func (st *stream) abort(ctx context.Context, op string, err error) {
+	if ctx.Err() == nil {
+		st.h.cfg.Logger.Warn("sse: stream failed; the client will resume", "op", op, "err", err)
+		st.buf = AppendComment(st.buf, "temporarily unavailable; reconnect")
+		_ = st.flushBuf()
+	}
+}
+
+// replay writes the log's events in (after, until] visible to the stream,
+// a page at a time. A page that does not start right after the cursor has a
+// hole, which is either the audience's filter or pruning: only then does it
+// ask the log how far it is pruned, and a pruned hole gets a reset (the
+// common resume of a staff client costs one query).
+func (st *stream) replay(ctx context.Context, after, until int64) error {
+	h := st.h
+	for after < until {
+		evs, err := h.cfg.Log.ReadEvents(ctx, models.EventQuery{TenantID: st.tenant, After: after, Until: until,
+			Limit: h.cfg.ReplayPage, Scope: st.scope, Topics: st.topics})
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 || evs[0].Seq != after+1 {
+			head, err := h.cfg.Log.LogHead(ctx, st.tenant)
+			if err != nil {
+				return err
+			}
+			if after < head.PrunedThrough {
+				st.buf = AppendReset(st.buf, ResetExpired, until)
+				break
+			}
+		}
+		for i := range evs {
+			var err error
+			if st.buf, err = AppendEvent(st.buf, &evs[i]); err != nil {
+				h.cfg.Logger.Error("sse: event sent without its data", "seq", evs[i].Seq, "err", err)
+			}
+		}
+		h.hub.stats.delivered.Add(int64(len(evs)))
+		h.hub.stats.replayed.Add(int64(len(evs)))
+		if len(evs) < h.cfg.ReplayPage {
+			break
+		}
+		after = evs[len(evs)-1].Seq
+		if err := st.flushBuf(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errGone
+		case <-h.hub.done:
+			return errGone
+		default:
+		}
+	}
+	st.floor = until
+	return nil
+}
+
+// live delivers queued batches, heartbeats and the time limit until the
+// stream ends.
+func (st *stream) live(ctx context.Context) {
+	h := st.h
+	sub := st.sub
+	start := time.Now()
+	lastBeat := start
+	var end time.Time
+	if h.cfg.MaxDuration > 0 {
+		// End between 85% and 100% of the limit, so that clients cut at
+		// the same time do not all come back at the same time.
+		end = start.Add(h.cfg.MaxDuration - time.Duration(rand.Int64N(int64(h.cfg.MaxDuration)*15/100+1)))
+	}
+	beat := h.hub.beat(sub.shard)
+	for {
+		select {
+		case b, ok := <-sub.ch:
+			if !ok || sub.dead.Load() {
+				return // too slow: the client resumes from its cursor
+			}
+			if st.drain(b) != nil {
+				return
+			}
+		case <-beat:
+			beat = h.hub.beat(sub.shard)
+			now := time.Now()
+			if !end.IsZero() && !now.Before(end) {
+				st.buf = AppendComment(st.buf, "stream time limit; reconnect")
+				_ = st.flushBuf()
+				return
+			}
+			if now.Sub(lastBeat) >= h.cfg.Heartbeat-h.hub.period/2 {
+				lastBeat = now
+				st.buf = AppendComment(st.buf, "heartbeat")
+				if st.flushBuf() != nil {
+					return
+				}
+			}
+		case <-h.hub.done:
+			st.buf = AppendComment(st.buf, "server shutting down; reconnect")
+			_ = st.flushBuf()
+			return
+		case <-ctx.Done():
+			return // the client went away
+		}
+	}
+}
+
+// drain writes b and whatever else is queued, then flushes once.
+func (st *stream) drain(b *batch) error {
+	sub := st.sub
+	const most = 1 << 20 // bytes per flush
+	written, frames := 0, 0
+	for {
+		n, f, err := st.writeBatch(b)
+		written, frames = written+n, frames+f
+		if err != nil {
+			return err
+		}
+		if written >= most {
+			break
+		}
+		var ok bool
+		select {
+		case b, ok = <-sub.ch:
+			if !ok || sub.dead.Load() {
+				return errGone
+			}
+			continue
+		default:
+		}
+		break
+	}
+	st.h.hub.stats.delivered.Add(int64(frames))
+	return st.flush()
+}
+
+// writeBatch writes the events of b that are new and visible to the
+// stream, each run of consecutive frames in one write, and returns the
+// bytes and frames written.
+func (st *stream) writeBatch(b *batch) (written, frames int, err error) {
+	sub := st.sub
+	runStart, runEnd := -1, -1
+	write := func() error {
+		if runStart < 0 {
+			return nil
+		}
+		if err := st.setDeadline(); err != nil {
+			return err
+		}
+		if _, err := st.c.Response().Write(b.frames[runStart:runEnd]); err != nil {
+			st.failed = true
+			return err
+		}
+		written += runEnd - runStart
+		runStart = -1
+		return nil
+	}
+	for i := range b.events {
+		e := &b.events[i]
+		if e.Seq <= st.floor {
+			continue
+		}
+		st.floor = e.Seq
+		if !sub.visible(e) {
+			if err := write(); err != nil {
+				return written, frames, err
+			}
+			continue
+		}
+		s, end := b.frame(i)
+		if runStart < 0 {
+			runStart = s
+		}
+		runEnd = end
+		frames++
+	}
+	return written, frames, write()
+}
+
+// setDeadline gives the next write WriteTimeout to complete, reusing a
+// deadline that still has more than half of it left. It fails if the hub
+// dropped the subscriber meanwhile, whose deadline it must not undo.
+func (st *stream) setDeadline() error {
+	now := time.Now()
+	if st.deadline.Sub(now) < st.h.cfg.WriteTimeout/2 {
+		st.deadline = now.Add(st.h.cfg.WriteTimeout)
+		if err := st.rc.SetWriteDeadline(st.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			st.failed = true
+			return err
+		}
+	}
+	if st.sub != nil && st.sub.dead.Load() {
+		return errGone
+	}
+	return nil
+}
+
+// flushBuf writes st.buf and flushes.
+func (st *stream) flushBuf() error {
+	if err := st.writeBuf(); err != nil {
+		return err
+	}
+	return st.flush()
+}
+
+// writeBuf writes st.buf.
+func (st *stream) writeBuf() error {
+	if len(st.buf) == 0 {
+		return nil
+	}
+	if err := st.setDeadline(); err != nil {
+		return err
+	}
+	_, err := st.c.Response().Write(st.buf)
+	st.buf = st.buf[:0]
+	if err != nil {
+		st.failed = true
+	}
+	return err
+}
+
+func (st *stream) flush() error {
+	if err := st.setDeadline(); err != nil {
+		return err
+	}
+	if err := st.rc.Flush(); err != nil {
+		st.failed = true
+		return err
+	}
+	return nil
+}
+
+// finish runs after the subscriber has left the hub, so nothing else can
+// touch the deadline: the end of the response (the last chunk) gets a fresh
+// one, unless the hub cut the connection. net/http clears it before the
+// connection's next request.
+func (st *stream) finish() {
+	if !st.failed && (st.sub == nil || !st.sub.dead.Load()) {
+		_ = st.rc.SetWriteDeadline(time.Now().Add(st.h.cfg.WriteTimeout))
+	}
+}
