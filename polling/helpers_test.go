@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/clinicpulse/clinicpulse/internal/app"
 	"github.com/clinicpulse/clinicpulse/internal/apptest"
+	"github.com/clinicpulse/clinicpulse/internal/testdb"
 	"github.com/clinicpulse/clinicpulse/models"
 	"gorm.io/gorm"
 )
@@ -55,11 +58,19 @@ func decodePage(t testing.TB, r *apptest.Response) page {
 	return p
 }
 
-// countQueries counts the database statements run on behalf of requests
-// (the ones whose context carries an actor), leaving out the relay's own
-// reads and its safety-net scan.
-func countQueries(t testing.TB, db *gorm.DB) *atomic.Int64 {
+// startCounted starts a server like apptest.Start, with a counter of the
+// database statements run on behalf of requests (the ones whose context
+// carries an actor; the relay's reads and scans are left out). GORM's
+// callbacks cannot be registered while statements run, so the counter is
+// installed between app.New and Start, before any background work.
+func startCounted(t testing.TB) (*apptest.Server, *atomic.Int64) {
 	t.Helper()
+	url, dialect := testdb.URL(t)
+	ctx := context.Background()
+	a, err := app.New(ctx, app.Config{DatabaseURL: url, JWTSecret: []byte(apptest.Secret), RelayScan: 500 * time.Millisecond, Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var n atomic.Int64
 	fn := func(tx *gorm.DB) {
 		if tx.Statement == nil || tx.Statement.Context == nil {
@@ -69,8 +80,8 @@ func countQueries(t testing.TB, db *gorm.DB) *atomic.Int64 {
 			n.Add(1)
 		}
 	}
-	cb := db.Callback()
-	name := fmt.Sprintf("polltest:count:%p", &n)
+	cb := a.Store.DB().Callback()
+	const name = "polltest:count"
 	for _, err := range []error{
 		cb.Query().Before("gorm:query").Register(name, fn),
 		cb.Row().Before("gorm:row").Register(name, fn),
@@ -83,7 +94,15 @@ func countQueries(t testing.TB, db *gorm.DB) *atomic.Int64 {
 			t.Fatal(err)
 		}
 	}
-	return &n
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(a.Echo)
+	ts.Config.ReadHeaderTimeout = 10 * time.Second
+	ts.Start()
+	s := &apptest.Server{Server: ts, App: a, Dialect: dialect}
+	t.Cleanup(s.Stop)
+	return s, &n
 }
 
 // rawGet is a goroutine-safe GET (no t.Fatal): status, headers, body.

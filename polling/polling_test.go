@@ -18,7 +18,7 @@ import (
 // with exactly the new events and a new ETag. The same for a resource list
 // and its delta. Last, with the database handle closed, 304s still answer.
 func TestConditionalPollRoundTrip(t *testing.T) {
-	s := apptest.Start(t)
+	s, queries := startCounted(t)
 	admin := s.Token("rt", models.RoleAdmin, "u_admin")
 	newPatient(t, s, admin, "Ada")
 	s.Create(t, admin, "doctors", map[string]any{"name": "Dr. Who"})
@@ -39,7 +39,7 @@ func TestConditionalPollRoundTrip(t *testing.T) {
 	}
 	waitHead(t, s, admin, p1.Cursor)
 
-	queries := countQueries(t, s.App.Store.DB())
+	queries.Store(0)
 	for range 20 {
 		r := s.Do(t, http.MethodGet, "/api/v1/events?since=0", admin, nil, "If-None-Match", tag1)
 		if r.Status != http.StatusNotModified || len(r.Body) != 0 {
