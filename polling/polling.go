@@ -170,3 +170,6 @@ func (p *Poller) Register(g *echo.Group) {
 
 // Head returns the tenant's in-memory head: the last seq the relay published.
 func (p *Poller) Head(tenantID string) int64 { return p.hub.head(tenantID) }
+
+// Waiting returns the number of long-polls held now (for operations stats).
+func (p *Poller) Waiting() int64 { return p.hub.waiters() }
