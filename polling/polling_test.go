@@ -175,6 +175,9 @@ func TestExpiredCursor(t *testing.T) {
 		newPatient(t, s, admin, fmt.Sprint("P", i))
 	}
 	h := head(t, s, admin)
+	// Let the relay publish first: it reads the log, and pruning at once
+	// (retention 0) could delete events before it reads them.
+	waitHead(t, s, admin, h)
 	if _, err := s.App.Store.Prune(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
