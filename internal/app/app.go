@@ -19,6 +19,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/metrics"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/pglisten"
+	"github.com/clinicpulse/clinicpulse/polling"
 	"github.com/clinicpulse/clinicpulse/relay"
 	"github.com/clinicpulse/clinicpulse/static"
 	"github.com/clinicpulse/clinicpulse/store"
@@ -37,6 +38,8 @@ type Config struct {
 	EventRetention    time.Duration
 	CORSOrigins       []string
 	Dev               bool
+	// Polling configures the poll fallback; zero values take its defaults.
+	Polling polling.Config
 	// RelayScan is the relay's safety-net scan period.
 	RelayScan time.Duration
 	Location  *time.Location
@@ -56,6 +59,7 @@ type App struct {
 	Listener *pglisten.Listener
 	Metrics  *metrics.Metrics
 	Sampler  *metrics.Sampler
+	Poller   *polling.Poller
 	gauges   Gauges
 
 	cancel context.CancelFunc

@@ -7,26 +7,20 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// listMiddleware builds the poller and returns its wrapper for the resource
-// list routes (conditional GET, poll hints, long-poll, rate limit).
-//
-// New calls it once, before mountPolling, and App has no field to hand the
-// poller from one to the other; so the poller is wired here whole: it
-// becomes a relay sink (the relay has not started yet), its long-polls are
-// released on shutdown, and GET /api/v1/events is mounted on an
-// authenticated /api/v1 group of its own — the same prefix and middleware as
-// the group mountPolling receives, so one rate limit and one set of heads
-// serve the events endpoint and the lists.
+// listMiddleware builds the poller — a relay sink (the relay has not
+// started yet) whose long-polls are released on shutdown — and returns its
+// wrapper for the resource list routes (conditional GET, poll hints,
+// long-poll, rate limit).
 func (a *App) listMiddleware() echo.MiddlewareFunc {
-	cfg := polling.DefaultConfig()
+	cfg := a.Config.Polling
 	cfg.Now = a.Config.Now
-	p := polling.New(a.Store, a.Relay, cfg)
-	a.Relay.AddSink(p)
-	a.OnShutdown(func(context.Context) { p.Close() })
-	p.Register(a.API(false))
-	return p.ListMiddleware()
+	a.Poller = polling.New(a.Store, a.Relay, cfg)
+	a.Relay.AddSink(a.Poller)
+	a.OnShutdown(func(context.Context) { a.Poller.Close() })
+	a.gauges.LongPolls = a.Poller.Waiting
+	return a.Poller.ListMiddleware()
 }
 
-// mountPolling mounts the poll routes on the authenticated group. They are
-// mounted with the poller in listMiddleware (see there).
-func (a *App) mountPolling(v1 *echo.Group) {}
+// mountPolling mounts GET /api/v1/events on the authenticated group, beside
+// the lists, so one rate limit and one set of heads serve both.
+func (a *App) mountPolling(v1 *echo.Group) { a.Poller.Register(v1) }
