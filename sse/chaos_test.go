@@ -28,6 +28,7 @@ type cutProxy struct {
 	ln             net.Listener
 	backend        string
 	minCut, maxCut time.Duration
+	maxCuts        int64 // cut only the first maxCuts connections (0: all)
 
 	accepted, cut atomic.Int64
 	mu            sync.Mutex
@@ -35,13 +36,13 @@ type cutProxy struct {
 	wg            sync.WaitGroup
 }
 
-func newCutProxy(t testing.TB, backend string, minCut, maxCut time.Duration) *cutProxy {
+func newCutProxy(t testing.TB, backend string, minCut, maxCut time.Duration, maxCuts int64) *cutProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, backend: backend, minCut: minCut, maxCut: maxCut, conns: map[net.Conn]struct{}{}}
+	p := &cutProxy{ln: ln, backend: backend, minCut: minCut, maxCut: maxCut, maxCuts: maxCuts, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(p.close)
@@ -90,6 +91,9 @@ func (p *cutProxy) forward(client net.Conn) {
 		return
 	}
 	after := p.minCut + rand.N(p.maxCut-p.minCut)
+	if n := p.accepted.Load(); p.maxCuts > 0 && n > p.maxCuts {
+		after = time.Hour
+	}
 	var once sync.Once
 	end := func(rst bool) {
 		once.Do(func() {
@@ -157,7 +161,7 @@ func TestChaos(t *testing.T) {
 	const writers = 4
 	s := apptest.Start(t)
 	tok := s.Token(tenant, models.RoleCoordinator, "c")
-	proxy := newCutProxy(t, s.Listener.Addr().String(), 100*time.Millisecond, 500*time.Millisecond)
+	proxy := newCutProxy(t, s.Listener.Addr().String(), 100*time.Millisecond, 500*time.Millisecond, 0)
 	start := time.Now()
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -40,8 +40,8 @@ type Config struct {
 	Relay Syncer
 	// Heartbeat is the interval of ':' comments (HEARTBEAT).
 	Heartbeat time.Duration
-	// MaxDuration ends each response after about this long, less up to
-	// 15% of jitter (STREAM_MAX_DURATION); 0 never does.
+	// MaxDuration ends each response after 85–100% of it, with jitter
+	// (STREAM_MAX_DURATION); 0 never does.
 	MaxDuration time.Duration
 	// WriteTimeout bounds each write to a client; a client that does not
 	// take a write in time is disconnected.
@@ -340,9 +340,10 @@ func (st *stream) live(ctx context.Context) {
 	lastBeat := start
 	var end time.Time
 	if h.cfg.MaxDuration > 0 {
-		// End between 85% and 100% of the limit, so that clients cut at
-		// the same time do not all come back at the same time.
-		end = start.Add(h.cfg.MaxDuration - time.Duration(rand.Int64N(int64(h.cfg.MaxDuration)*15/100+1)))
+		// Aim between 85% and 95% of the limit, so that clients cut at the
+		// same time do not all come back at the same time; the clock's
+		// period (at most 5% of it) may add the rest.
+		end = start.Add(h.cfg.MaxDuration*95/100 - time.Duration(rand.Int64N(int64(h.cfg.MaxDuration)/10+1)))
 	}
 	beat := h.hub.beat(sub.shard)
 	for {

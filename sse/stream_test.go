@@ -363,9 +363,15 @@ func TestRoleScoping(t *testing.T) {
 		t.Fatal("no board event to test with")
 	}
 
-	// Replay is scoped the same way.
+	// Replay is scoped the same way, from the log (since=0: before the
+	// hub's memory of this tenant) and from the hub's recent batches
+	// (since=h0: the first streams connected then).
 	again := connect(t, s, s.Token(tenant, models.RolePatient, alice), "since=0")
-	check("patient replay", again, want(func(e models.Event) bool { return board(e) || patientOf(e) == alice }), bob, "Bob")
+	check("patient replay from the log", again, want(func(e models.Event) bool { return board(e) || patientOf(e) == alice }), bob, "Bob")
+	recent := connect(t, s, s.Token(tenant, models.RolePatient, alice), fmt.Sprintf("since=%d", h0))
+	check("patient replay from memory", recent, want(func(e models.Event) bool { return e.Seq > h0 && (board(e) || patientOf(e) == alice) }), bob, "Bob")
+	recentDisplay := connect(t, s, s.Token(tenant, models.RoleDisplay, "screen-2"), fmt.Sprintf("since=%d", h0))
+	check("display replay from memory", recentDisplay, want(func(e models.Event) bool { return e.Seq > h0 && board(e) }), "Alice", "Bob")
 	if got := connect(t, s, s.Token("clinic-b", models.RoleAdmin, "b"), "since=0"); true {
 		if it, ok := got.next(5 * time.Second); !ok || it.Kind != "retry" {
 			t.Fatalf("first item %+v", it)

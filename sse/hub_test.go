@@ -1,0 +1,477 @@
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/clinicpulse/clinicpulse/store"
+	"github.com/labstack/echo/v4"
+)
+
+// memLog is an in-memory change log with the relay's hand-off, for tests
+// that need no database: Append publishes to the hub in seq order under
+// the same lock Sync takes.
+type memLog struct {
+	mu     sync.Mutex
+	events []models.Event
+	hub    *Hub
+	reads  int // ReadEvents and LogHead calls
+}
+
+func (l *memLog) ReadEvents(_ context.Context, q models.EventQuery) ([]models.Event, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	var out []models.Event
+	for _, e := range l.events {
+		if e.Seq > q.After && (q.Until == 0 || e.Seq <= q.Until) && q.Scope.Visible(&e, q.Topics) {
+			out = append(out, e)
+			if len(out) == q.Limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func (l *memLog) LogHead(context.Context, string) (store.Head, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	return store.Head{Seq: int64(len(l.events))}, nil
+}
+
+func (l *memLog) Sync(_ string, fn func(int64)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fn(int64(len(l.events)))
+}
+
+// Append adds events with the next seqs and publishes them.
+func (l *memLog) Append(evs ...models.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range evs {
+		evs[i].Seq = int64(len(l.events) + 1)
+		evs[i].TenantID = "t"
+		if evs[i].Type == "" {
+			evs[i].Type = models.EventType(evs[i].Entity, models.OpUpdated)
+		}
+		if evs[i].Data == nil {
+			evs[i].Data = json.RawMessage(`{}`)
+		}
+		l.events = append(l.events, evs[i])
+	}
+	l.hub.Publish("t", evs)
+}
+
+func newTestHandler(cfg Config) (*Handler, *memLog) {
+	l := &memLog{}
+	cfg.Log, cfg.Relay = l, l
+	h := NewHandler(cfg)
+	l.hub = h.Hub()
+	return h, l
+}
+
+func staffEcho(h *Handler, actor models.Actor) *echo.Echo {
+	e := echo.New()
+	e.GET("/stream", h.Stream, func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			c.SetRequest(r.WithContext(models.NewContextWithActor(r.Context(), actor)))
+			return next(c)
+		}
+	})
+	return e
+}
+
+// TestHubPublishNeverBlocks: a subscriber that never drains its queue is
+// dropped when the queue is full (its channel closed, its write deadline
+// pulled into the past); the others get every batch; Publish stays fast.
+func TestHubPublishNeverBlocks(t *testing.T) {
+	const buffer = 64
+	h := NewHub(buffer, time.Second, nil)
+	var subs []*subscriber
+	for range 4 {
+		s, _, _ := h.subscribe("t", models.Scope{}, nil, nil, -1)
+		subs = append(subs, s)
+	}
+	stuck := subs[0]
+	var wg sync.WaitGroup
+	got := make([]int, len(subs))
+	for i, s := range subs[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range s.ch {
+				got[i+1] += len(b.events)
+			}
+		}()
+	}
+	var slowest time.Duration
+	for i := range 1000 {
+		start := time.Now()
+		h.Publish("t", []models.Event{{Seq: int64(i + 1), Entity: "queue", Type: "queue.updated"}})
+		slowest = max(slowest, time.Since(start))
+		// The healthy ones keep up (a loaded machine may lag them a little).
+		for _, s := range subs[1:] {
+			for len(s.ch) > buffer/2 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if i == buffer && (!stuck.dead.Load() || stuck.idx != -1) {
+			t.Fatal("the stuck subscriber was not dropped when its queue was full")
+		}
+	}
+	if n := len(stuck.ch); n != buffer {
+		t.Fatalf("the stuck subscriber holds %d batches", n)
+	}
+	for _, s := range subs[1:] {
+		if s.dead.Load() {
+			t.Fatal("a healthy subscriber was dropped")
+		}
+		h.unsubscribe("t", s)
+		close(s.ch) // ends its reader
+	}
+	wg.Wait()
+	for i, n := range got[1:] {
+		if n != 1000 {
+			t.Errorf("subscriber %d got %d events", i+1, n)
+		}
+	}
+	if st := h.Stats(); st.SlowDisconnects != 1 || st.Batches != 1000 {
+		t.Errorf("stats %+v", st)
+	}
+	t.Logf("slowest Publish to 4 subscribers (one stuck): %v", slowest)
+}
+
+// TestBatchWanted checks the publisher's quick "anything for this
+// subscriber?" against Scope.Visible, event by event, on random batches
+// (small ones scan, large ones use the patient index).
+func TestBatchWanted(t *testing.T) {
+	entities := append([]string{models.EntityBoard, "future"}, models.Entities...)
+	patients := []string{"", "p1", "p2", "p3"}
+	topicSets := []models.Topics{nil, {"queue": true, "board": true}, {"doctors": true}, {"patients": true, "visits": true}, {"board": true}}
+	scopes := []models.Scope{{}, {PatientID: "p1"}, {PatientID: "p2"}, {BoardOnly: true}}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 3000 {
+		n := 1 + r.IntN(20)
+		evs := make([]models.Event, n)
+		for i := range evs {
+			evs[i] = models.Event{Seq: int64(i + 1), Entity: entities[r.IntN(len(entities))], PatientID: patients[r.IntN(len(patients))], Type: "x"}
+		}
+		b := newBatch(evs, discard)
+		for _, sc := range scopes {
+			for _, tp := range topicSets {
+				s := &subscriber{scope: sc, topics: tp, mask: topicsMask(tp), all: tp == nil && sc == (models.Scope{})}
+				want := false
+				for i := range evs {
+					want = want || sc.Visible(&evs[i], tp)
+				}
+				if got := b.wanted(s); got != want {
+					t.Fatalf("scope %+v topics %v batch %+v: wanted %v, want %v", sc, tp, evs, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestRecent: the hub keeps recent batches within its bounds, and answers
+// "everything after cursor" only when it still holds all of it.
+func TestRecent(t *testing.T) {
+	a := &audience{}
+	seq := int64(0)
+	add := func(n, size int) {
+		evs := make([]models.Event, n)
+		for i := range evs {
+			seq++
+			evs[i] = models.Event{Seq: seq, Type: "doctors.updated", Data: json.RawMessage(`"` + strings.Repeat("x", size) + `"`)}
+		}
+		a.remember(newBatch(evs, discard))
+	}
+	if _, ok := a.since(0); ok {
+		t.Fatal("empty: since(0) ok")
+	}
+	add(3, 10) // 1..3
+	add(2, 10) // 4..5
+	for cursor, want := range map[int64]int{0: 2, 1: 2, 2: 2, 3: 1, 4: 1, 5: 0} {
+		bs, ok := a.since(cursor)
+		if !ok || len(bs) != want {
+			t.Errorf("since(%d) = %d batches, %v; want %d", cursor, len(bs), ok, want)
+		}
+	}
+	for range recentMaxEvents {
+		add(1, 10)
+	}
+	if a.recentEvents > recentMaxEvents || a.recent[0].events[0].Seq != seq-recentMaxEvents+1 {
+		t.Fatalf("kept %d events from %d", a.recentEvents, a.recent[0].events[0].Seq)
+	}
+	if _, ok := a.since(seq - recentMaxEvents - 1); ok {
+		t.Error("since before the oldest kept: ok")
+	}
+	if bs, ok := a.since(seq - recentMaxEvents); !ok || len(bs) != recentMaxEvents {
+		t.Errorf("since the oldest kept: %d, %v", len(bs), ok)
+	}
+	add(2, 600<<10) // over the byte bound: older batches go, this one stays
+	if a.recentBytes > recentMaxBytes+2*(600<<10) || len(a.recent) > 2 || a.recent[len(a.recent)-1].lastSeq() != seq {
+		t.Fatalf("kept %d batches, %d bytes", len(a.recent), a.recentBytes)
+	}
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// respRecorder is a ResponseWriter for synctest bubbles: it records what
+// is flushed and when (on the bubble's clock).
+type respRecorder struct {
+	mu      sync.Mutex
+	header  http.Header
+	buf     bytes.Buffer
+	flushes []flushAt
+}
+
+type flushAt struct {
+	at   time.Time
+	text string
+}
+
+func (r *respRecorder) Header() http.Header { return r.header }
+func (r *respRecorder) WriteHeader(int)     {}
+func (r *respRecorder) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(b)
+}
+func (r *respRecorder) FlushError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushes = append(r.flushes, flushAt{time.Now(), r.buf.String()})
+	r.buf.Reset()
+	return nil
+}
+func (r *respRecorder) SetWriteDeadline(time.Time) error { return nil }
+
+func (r *respRecorder) snapshot() []flushAt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]flushAt(nil), r.flushes...)
+}
+
+// TestClock runs streams on the bubble's fake clock: heartbeats every
+// HEARTBEAT (the first within 1.5 of it), the response ended after 85–100%
+// of STREAM_MAX_DURATION with a last comment, and nothing left running.
+func TestClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const hb, maxd = 15 * time.Second, 10 * time.Minute
+		h, l := newTestHandler(Config{Heartbeat: hb, MaxDuration: maxd})
+		e := staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin})
+		start := time.Now()
+		const n = 20
+		recs := make([]*respRecorder, n)
+		var wg sync.WaitGroup
+		for i := range recs {
+			recs[i] = &respRecorder{header: http.Header{}}
+			req := httptest.NewRequest(http.MethodGet, "/stream", nil)
+			wg.Add(1)
+			go func() { defer wg.Done(); e.ServeHTTP(recs[i], req) }()
+		}
+		time.Sleep(time.Minute)
+		l.Append(models.Event{Entity: "queue"})
+		wg.Wait()
+		for i, r := range recs {
+			fl := r.snapshot()
+			if !strings.HasPrefix(fl[0].text, "retry: ") || !fl[0].at.Equal(start) {
+				t.Fatalf("stream %d: first flush %+v", i, fl[0])
+			}
+			last := fl[len(fl)-1]
+			if last.text != ": stream time limit; reconnect\n\n" {
+				t.Fatalf("stream %d: last flush %q", i, last.text)
+			}
+			if d := last.at.Sub(start); d < maxd*85/100 || d > maxd {
+				t.Errorf("stream %d ended after %v", i, d)
+			}
+			var beats []time.Duration
+			events := 0
+			for _, f := range fl[1 : len(fl)-1] {
+				switch f.text {
+				case ": heartbeat\n\n":
+					beats = append(beats, f.at.Sub(start))
+				default:
+					if !strings.HasPrefix(f.text, "id: 1\nevent: queue.updated\n") || f.at.Sub(start) != time.Minute {
+						t.Errorf("stream %d: flush %+v", i, f)
+					}
+					events++
+				}
+			}
+			if events != 1 {
+				t.Errorf("stream %d: %d events", i, events)
+			}
+			if beats[0] > hb*3/2 {
+				t.Errorf("stream %d: first heartbeat after %v", i, beats[0])
+			}
+			for j := 1; j < len(beats); j++ {
+				if d := beats[j] - beats[j-1]; d < hb-h.hub.period || d > hb+h.hub.period {
+					t.Errorf("stream %d: heartbeat interval %v", i, d)
+				}
+			}
+		}
+		h.Shutdown(context.Background())
+		synctest.Wait()
+	})
+}
+
+// TestShutdownSynctest: Shutdown ends idle streams at once, each with a
+// last comment, and stops the hub's clock.
+func TestShutdownSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newTestHandler(Config{Heartbeat: time.Second})
+		e := staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin})
+		var wg sync.WaitGroup
+		recs := make([]*respRecorder, 5)
+		for i := range recs {
+			recs[i] = &respRecorder{header: http.Header{}}
+			wg.Add(1)
+			go func() { defer wg.Done(); e.ServeHTTP(recs[i], httptest.NewRequest(http.MethodGet, "/stream", nil)) }()
+		}
+		time.Sleep(5 * time.Second)
+		start := time.Now()
+		h.Shutdown(context.Background())
+		wg.Wait()
+		if d := time.Since(start); d != 0 {
+			t.Errorf("shutdown took %v", d)
+		}
+		for _, r := range recs {
+			fl := r.snapshot()
+			if last := fl[len(fl)-1]; last.text != ": server shutting down; reconnect\n\n" {
+				t.Errorf("last flush %q", last.text)
+			}
+		}
+		// A stream that starts now is told to go elsewhere.
+		r := &respRecorder{header: http.Header{}}
+		e.ServeHTTP(r, httptest.NewRequest(http.MethodGet, "/stream", nil))
+		if fl := r.snapshot(); len(fl) != 1 || !strings.HasSuffix(fl[0].text, ": server shutting down\n\n") {
+			t.Errorf("late stream: %+v", fl)
+		}
+		synctest.Wait()
+	})
+}
+
+// TestWriteDeadline: a client that stops reading is disconnected by the
+// per-write deadline even when its queue never fills (one huge batch).
+func TestWriteDeadline(t *testing.T) {
+	h, l := newTestHandler(Config{Heartbeat: time.Minute, WriteTimeout: 300 * time.Millisecond})
+	srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(res.Body).ReadString('\n') // retry: …, then stop reading
+	if !strings.HasPrefix(line, "retry: ") {
+		t.Fatalf("first line %q", line)
+	}
+	big := json.RawMessage(`"` + strings.Repeat("x", 256<<10) + `"`)
+	evs := make([]models.Event, 64) // 16 MiB in one batch: more than the socket buffers
+	for i := range evs {
+		evs[i] = models.Event{Entity: "doctors", Data: big}
+	}
+	start := time.Now()
+	l.Append(evs...)
+	for h.hub.Stats().Streams > 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the stalled stream is still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := h.hub.Stats()
+	t.Logf("stalled stream dropped %v after the batch, by its write deadline (stats %+v)", time.Since(start).Round(time.Millisecond), st)
+	if st.SlowDisconnects != 0 {
+		t.Errorf("dropped by overflow, not by the deadline")
+	}
+	_, _ = io.Copy(io.Discard, br)
+}
+
+// readStream reads a stream's frames until it holds n events.
+func readStream(t *testing.T, url, lastEventID string, n int) []WireEvent {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	p := NewWireParser()
+	buf := make([]byte, 4096)
+	for len(p.Events) < n {
+		k, err := res.Body.Read(buf)
+		p.Feed(buf[:k])
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(p.Events), err)
+		}
+	}
+	return p.Events
+}
+
+// TestReplayFromMemory: a cursor the hub still holds replays from its
+// recent batches without touching the log, and gives what the log gives.
+func TestReplayFromMemory(t *testing.T) {
+	h, l := newTestHandler(Config{Heartbeat: time.Minute})
+	srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+	for range 5 {
+		l.Append(models.Event{Entity: "queue"}) // 1..5: before any stream
+	}
+	first := readStream(t, srv.URL+"/stream", "0", 5) // the hub learns of the tenant
+	for range 5 {
+		l.Append(models.Event{Entity: "queue"}) // 6..10: remembered
+	}
+	l.mu.Lock()
+	l.reads = 0
+	l.mu.Unlock()
+	fromMemory := readStream(t, srv.URL+"/stream", "6", 4)
+	l.mu.Lock()
+	reads := l.reads
+	l.mu.Unlock()
+	if reads != 0 {
+		t.Errorf("a replay from 6 read the log %d times", reads)
+	}
+	fromLog := readStream(t, srv.URL+"/stream", "2", 8)
+	l.mu.Lock()
+	reads = l.reads
+	l.mu.Unlock()
+	if reads == 0 {
+		t.Error("a replay from 2 did not read the log")
+	}
+	if fmt.Sprint(fromMemory) != fmt.Sprint(fromLog[4:]) || first[0].LastEventID != "1" || fromLog[0].LastEventID != "3" {
+		t.Fatalf("memory %v\nlog %v", fromMemory, fromLog)
+	}
+}
