@@ -213,9 +213,16 @@ func TestChaos(t *testing.T) {
 	// Writers go straight to the server; each commit is one event.
 	werr := make(chan error, writers)
 	wclient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
+	// The writes last 2 s at least, so that every client is cut several
+	// times however fast the machine.
+	const minPhase = 2 * time.Second
+	every := minPhase / time.Duration(total/writers)
 	for w := range writers {
 		go func() {
 			for i := range total / writers {
+				if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
+					time.Sleep(d)
+				}
 				if err := post(wclient, s.URL, tok, "doctors", map[string]any{"name": fmt.Sprintf("Dr. %d-%d", w, i)}); err != nil {
 					werr <- err
 					return

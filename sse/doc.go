@@ -48,9 +48,13 @@
 // client.
 //
 // A stream registers with the hub inside relay.Sync, which gives the last
-// seq dispatched while no batch of that tenant is in flight. It replays the
-// log from the client's cursor up to that seq, in pages, then writes what
-// its queue holds, skipping seqs it has passed: every event once, in order.
+// seq dispatched while no batch of that tenant is in flight. It replays from
+// the client's cursor up to that seq, then writes what its queue holds,
+// skipping seqs it has passed: every event once, in order. The replay comes
+// from the hub's memory of the tenant's last batches (up to 2,048 events or
+// 1 MiB, frames already encoded) when the cursor is that recent, the usual
+// case after a cut, a deploy or a time limit; otherwise from the log, in
+// pages, with the scope and topics filtered in SQL.
 // A cursor older than retention, ahead of the log (a restored database), or
 // not a number gets an "event: reset" frame instead (data:
 // {"reason","cursor"}, id: the cursor the stream goes on from), never an

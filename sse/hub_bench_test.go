@@ -1,9 +1,11 @@
 package sse
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -100,6 +102,67 @@ func BenchmarkHubFanout(b *testing.B) {
 			b.ReportMetric(deliveries/wall.Seconds(), "deliveries/s")
 			cancel()
 			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkStreamLoopback is BenchmarkHubFanout over real HTTP on loopback:
+// N clients in this process read the streams and count frames. Its CPU per
+// delivery counts both ends (the out-of-process load generator, cmd/loadgen,
+// measures the server alone); its profile shows the server's share.
+func BenchmarkStreamLoopback(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			h, l := newTestHandler(Config{Heartbeat: time.Hour})
+			srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
+			defer srv.Close()
+			var frames atomic.Int64
+			var conns []net.Conn
+			for range n {
+				c, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns = append(conns, c)
+				fmt.Fprintf(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+				go func() {
+					buf := make([]byte, 32<<10)
+					for {
+						k, err := c.Read(buf)
+						frames.Add(int64(bytes.Count(buf[:k], []byte("\nid: "))))
+						if err != nil {
+							return
+						}
+					}
+				}()
+			}
+			for h.hub.Stats().Streams < n {
+				time.Sleep(time.Millisecond)
+			}
+			data := json.RawMessage(`{"doctor_id":"doc_1","now_serving":12}`)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0, t0 := cpuTime(), time.Now()
+			for i := range b.N {
+				l.Append(models.Event{Type: "queue.board", Entity: "board", ID: "doc_1", Version: 1, Actor: "a", Data: data})
+				if (i+1)%16 == 0 || i == b.N-1 {
+					for frames.Load() < int64(i+1)*int64(n) {
+						if h.hub.stats.overflows.Load() > 0 {
+							b.Fatal("a subscriber overflowed")
+						}
+						time.Sleep(50 * time.Microsecond)
+					}
+				}
+			}
+			b.StopTimer()
+			cpu, wall := cpuTime()-cpu0, time.Since(t0)
+			deliveries := float64(b.N) * float64(n)
+			b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "cpu-ns/delivery")
+			b.ReportMetric(deliveries/wall.Seconds(), "deliveries/s")
+			h.Shutdown(context.Background())
+			for _, c := range conns {
+				c.Close()
+			}
 		})
 	}
 }
