@@ -137,17 +137,36 @@ func resumeCursor(c echo.Context) cursor {
 // starts (a bad ?topics=); once it has, a failure ends the response and the
 // client resumes, because an error status would stop EventSource for good.
 func (h *Handler) Stream(c echo.Context) error {
+	st, err := h.open(c)
+	if st == nil {
+		return err
+	}
+	defer st.end()
+	if st.start() {
+		st.live()
+	}
+	return nil
+}
+
+// open checks the request, sends the headers and returns the stream, or
+// nil (with the error to answer, or none when the hub is shutting down).
+//
+// Stream and live are kept small, and the work of starting a stream
+// is in functions that have returned by the time it idles: an idle stream's
+// goroutine then uses under 4 KiB of stack, and the garbage collector
+// halves its stack (16 KiB after the request's authentication) to 8 KiB.
+//
+//go:noinline
+func (h *Handler) open(c echo.Context) (*stream, error) {
 	ctx := c.Request().Context()
 	actor, ok := models.ActorFromContext(ctx)
 	if !ok || actor.TenantID == "" {
-		return models.Errorf(models.EUNAUTHORIZED, "missing credentials")
+		return nil, models.Errorf(models.EUNAUTHORIZED, "missing credentials")
 	}
 	topics, err := models.ParseTopics(c.QueryParam("topics"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cur := resumeCursor(c)
-
 	res := c.Response()
 	hd := res.Header()
 	hd.Set(echo.HeaderContentType, "text/event-stream")
@@ -158,19 +177,27 @@ func (h *Handler) Stream(c echo.Context) error {
 	hd.Del(echo.HeaderContentLength)
 	res.WriteHeader(http.StatusOK)
 
+	st := &stream{h: h, c: c, ctx: ctx, rc: http.NewResponseController(res), tenant: actor.TenantID,
+		scope: actor.Scope(), topics: topics, cur: resumeCursor(c)}
+	st.buf = AppendRetry(st.buf, h.retry())
 	if !h.hub.enter() {
 		// Shutting down: tell the client to go elsewhere.
-		st := &stream{h: h, c: c, rc: http.NewResponseController(res)}
-		st.buf = AppendRetry(st.buf, h.retry())
 		st.buf = AppendComment(st.buf, "server shutting down")
-		st.flushBuf()
-		return nil
+		_ = st.flushBuf()
+		return nil, nil
 	}
-	defer h.hub.leave()
-	st := &stream{h: h, c: c, rc: http.NewResponseController(res), tenant: actor.TenantID, scope: actor.Scope(), topics: topics}
-	defer st.finish()
-	st.run(ctx, cur)
-	return nil
+	return st, nil
+}
+
+// end leaves the hub: first the audience, so that nothing else touches the
+// connection's deadline, then the deadline for the response's end, then
+// the count of running streams.
+func (st *stream) end() {
+	if st.sub != nil {
+		st.h.hub.unsubscribe(st.tenant, st.sub)
+	}
+	st.finish()
+	st.h.hub.leave()
 }
 
 // retry returns a jittered reconnection delay in ms, so that clients cut at
@@ -184,6 +211,8 @@ func (h *Handler) retry() int64 {
 type stream struct {
 	h      *Handler
 	c      echo.Context
+	ctx    context.Context // the request's
+	cur    cursor
 	rc     *http.ResponseController
 	tenant string
 	scope  models.Scope
@@ -192,15 +221,21 @@ type stream struct {
 
 	floor    int64     // the last seq passed: events <= floor are not sent again
 	deadline time.Time // the write deadline in force
+	lastBeat time.Time // the last heartbeat (or the start)
+	endAt    time.Time // when the time limit ends the stream (zero: never)
 	buf      []byte    // frames not yet written
 	failed   bool      // a write failed: the connection is gone
 }
 
 var errGone = errors.New("sse: stream ended")
 
-func (st *stream) run(ctx context.Context, cur cursor) {
-	h := st.h
-	st.buf = AppendRetry(st.buf, h.retry())
+// start registers the stream with the hub and writes what comes before
+// the live events: the retry line, then a reset or the replay after the
+// client's cursor. It reports whether the stream goes on.
+//
+//go:noinline
+func (st *stream) start() bool {
+	h, ctx, cur := st.h, st.ctx, st.cur
 
 	var dispatched int64
 	var recent []*batch
@@ -213,7 +248,6 @@ func (st *stream) run(ctx context.Context, cur cursor) {
 		dispatched = d
 		st.sub, recent, inRecent = h.hub.subscribe(st.tenant, st.scope, st.topics, st.rc, min(at, d))
 	})
-	defer h.hub.unsubscribe(st.tenant, st.sub)
 	st.floor = dispatched
 	if inRecent && at < dispatched && (len(recent) == 0 || recent[len(recent)-1].lastSeq() != dispatched) {
 		inRecent = false // not what the hub published last: ask the log
@@ -231,7 +265,7 @@ func (st *stream) run(ctx context.Context, cur cursor) {
 		head, err := h.cfg.Log.LogHead(ctx, st.tenant)
 		if err != nil {
 			st.abort(ctx, "log head", err)
-			return
+			return false
 		}
 		if cur.seq > head.Seq {
 			st.buf = AppendReset(st.buf, ResetAhead, dispatched)
@@ -242,13 +276,13 @@ func (st *stream) run(ctx context.Context, cur cursor) {
 		// Recent enough for the hub's memory: no query, frames already
 		// encoded.
 		if st.writeBuf() != nil {
-			return
+			return false
 		}
 		st.floor = cur.seq
 		for _, b := range recent {
 			_, n, err := st.writeBatch(b)
 			if err != nil {
-				return
+				return false
 			}
 			h.hub.stats.delivered.Add(int64(n))
 			h.hub.stats.replayed.Add(int64(n))
@@ -259,16 +293,16 @@ func (st *stream) run(ctx context.Context, cur cursor) {
 			if !errors.Is(err, errGone) {
 				st.abort(ctx, "replay", err)
 			}
-			return
+			return false
 		}
 	}
 	if st.flushBuf() != nil {
-		return
+		return false
 	}
 	if cap(st.buf) > 16<<10 {
 		st.buf = nil // a replay grew it: do not keep it for the connection's life
 	}
-	st.live(ctx)
+	return true
 }
 
 // abort ends a stream that failed after its headers went out: a last
@@ -331,56 +365,69 @@ func (st *stream) replay(ctx context.Context, after, until int64) error {
 	return nil
 }
 
-// live delivers queued batches, heartbeats and the time limit until the
-// stream ends.
-func (st *stream) live(ctx context.Context) {
-	h := st.h
-	sub := st.sub
-	start := time.Now()
-	lastBeat := start
-	var end time.Time
-	if h.cfg.MaxDuration > 0 {
-		// Aim between 85% and 95% of the limit, so that clients cut at the
-		// same time do not all come back at the same time; the clock's
-		// period (at most 5% of it) may add the rest.
-		end = start.Add(h.cfg.MaxDuration*95/100 - time.Duration(rand.Int64N(int64(h.cfg.MaxDuration)/10+1)))
-	}
-	beat := h.hub.beat(sub.shard)
-	for {
+// live delivers queued batches, heartbeats, the time limit and the
+// shutdown until the stream ends.
+func (st *stream) live() {
+	hub, sub, done := st.h.hub, st.sub, st.ctx.Done()
+	st.startClock()
+	for beat := hub.beat(sub.shard); ; {
 		select {
 		case b, ok := <-sub.ch:
-			if !ok || sub.dead.Load() {
-				return // too slow: the client resumes from its cursor
-			}
-			if st.drain(b) != nil {
-				return
+			if !ok || sub.dead.Load() || st.drain(b) != nil {
+				return // too slow (the client resumes from its cursor), or gone
 			}
 		case <-beat:
-			beat = h.hub.beat(sub.shard)
-			now := time.Now()
-			if !end.IsZero() && !now.Before(end) {
-				st.buf = AppendComment(st.buf, "stream time limit; reconnect")
-				_ = st.flushBuf()
+			beat = hub.beat(sub.shard)
+			if !st.tick() {
 				return
 			}
-			if now.Sub(lastBeat) >= h.cfg.Heartbeat-h.hub.period/2 {
-				lastBeat = now
-				st.buf = AppendComment(st.buf, "heartbeat")
-				if st.flushBuf() != nil {
-					return
-				}
-			}
-		case <-h.hub.done:
-			st.buf = AppendComment(st.buf, "server shutting down; reconnect")
-			_ = st.flushBuf()
-			return
-		case <-ctx.Done():
+		case <-done:
 			return // the client went away
 		}
 	}
 }
 
+// startClock sets when the stream ends, if it has a time limit.
+func (st *stream) startClock() {
+	h := st.h
+	now := time.Now()
+	st.lastBeat = now
+	if h.cfg.MaxDuration > 0 {
+		// Aim between 85% and 95% of the limit, so that clients cut at the
+		// same time do not all come back at the same time; the clock's
+		// period (at most 5% of it) may add the rest.
+		st.endAt = now.Add(h.cfg.MaxDuration*95/100 - time.Duration(rand.Int64N(int64(h.cfg.MaxDuration)/10+1)))
+	}
+}
+
+// tick runs at each of the hub clock's beats for this stream: the
+// shutdown, the time limit, then the heartbeat. It reports whether the stream goes on.
+//
+//go:noinline
+func (st *stream) tick() bool {
+	h := st.h
+	if h.hub.closing() {
+		st.buf = AppendComment(st.buf, "server shutting down; reconnect")
+		_ = st.flushBuf()
+		return false
+	}
+	now := time.Now()
+	if !st.endAt.IsZero() && !now.Before(st.endAt) {
+		st.buf = AppendComment(st.buf, "stream time limit; reconnect")
+		_ = st.flushBuf()
+		return false
+	}
+	if now.Sub(st.lastBeat) >= h.cfg.Heartbeat-h.hub.period/2 {
+		st.lastBeat = now
+		st.buf = AppendComment(st.buf, "heartbeat")
+		return st.flushBuf() == nil
+	}
+	return true
+}
+
 // drain writes b and whatever else is queued, then flushes once.
+//
+//go:noinline
 func (st *stream) drain(b *batch) error {
 	sub := st.sub
 	const most = 1 << 20 // bytes per flush

@@ -36,8 +36,12 @@ type Hub struct {
 	// The clock: one goroutine for the whole hub wakes the streams for
 	// heartbeats and time limits, a shard at a time, instead of a timer per
 	// connection. Each shard's channel is closed and replaced every period.
+	// Close also closes every shard's channel for good, which is how an
+	// idle stream learns of the shutdown (one select case fewer).
 	period    time.Duration
 	shards    [nShards]atomic.Pointer[chan struct{}]
+	shardMu   sync.Mutex // serialises closing shard channels
+	stopped   atomic.Bool
 	nextShard atomic.Uint32
 	clockOn   bool          // under mu
 	clockDone chan struct{} // closed when the clock goroutine returns
@@ -380,8 +384,12 @@ func (h *Hub) unsubscribe(tenantID string, s *subscriber) {
 	a.mu.Unlock()
 }
 
-// beat returns the channel that the clock closes at a shard's next tick.
+// beat returns the channel that the clock closes at a shard's next tick,
+// or at shutdown (then it is closed already).
 func (h *Hub) beat(shard int) <-chan struct{} { return *h.shards[shard].Load() }
+
+// closing reports whether Close was called.
+func (h *Hub) closing() bool { return h.stopped.Load() }
 
 func (h *Hub) clock() {
 	defer close(h.clockDone)
@@ -397,11 +405,17 @@ func (h *Hub) clock() {
 		case <-t.C:
 		}
 		c := make(chan struct{})
-		old := h.shards[i].Swap(&c)
-		close(*old)
+		h.shardMu.Lock()
+		if !h.stopped.Load() {
+			close(*h.shards[i].Swap(&c))
+		}
+		h.shardMu.Unlock()
 		i = (i + 1) % nShards
 	}
 }
+
+// closedChan is closed: what beat returns after Close.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Close ends every stream: each writes a last comment and returns, and new
 // ones end at once. Wait for them with Drain.
@@ -413,6 +427,13 @@ func (h *Hub) Close() {
 	}
 	h.closed = true
 	close(h.done)
+	h.shardMu.Lock()
+	h.stopped.Store(true)
+	for i := range h.shards {
+		c := closedChan
+		close(*h.shards[i].Swap(&c))
+	}
+	h.shardMu.Unlock()
 	if h.active == 0 {
 		close(h.drained)
 	}

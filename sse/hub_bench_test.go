@@ -60,7 +60,7 @@ func BenchmarkHubFanout(b *testing.B) {
 			for range n {
 				w := &discardWriter{header: http.Header{}}
 				c := e.NewContext(httptest.NewRequest(http.MethodGet, "/stream", nil), w)
-				st := &stream{h: h, c: c, rc: http.NewResponseController(c.Response()), tenant: "t"}
+				st := &stream{h: h, c: c, ctx: ctx, rc: http.NewResponseController(c.Response()), tenant: "t"}
 				if !hub.enter() {
 					b.Fatal("hub closed")
 				}
@@ -70,7 +70,7 @@ func BenchmarkHubFanout(b *testing.B) {
 					defer wg.Done()
 					defer hub.leave()
 					defer hub.unsubscribe("t", st.sub)
-					st.live(ctx)
+					st.live()
 				}()
 			}
 			data := json.RawMessage(`{"doctor_id":"doc_1","now_serving":12}`)
