@@ -179,16 +179,20 @@ func (s *Store) board(tx *gorm.DB, tenantID string, d *models.Doctor, doctorID, 
 			return models.Board{}, nil, fmt.Errorf("board doctor: %w", err)
 		}
 	}
-	var entries []*models.QueueEntry
-	if err := tx.Where("tenant_id = ? AND doctor_id = ? AND day = ? AND status IN ?", tenantID, doctorID, day,
-		[]models.QueueStatus{models.QueueWaiting, models.QueueCalled, models.QueueInProgress}).Find(&entries).Error; err != nil {
+	// One read of the doctor's day (a day's queue is small): the active
+	// entries are ordered, the completed ones give the consultation estimate.
+	var all []*models.QueueEntry
+	if err := tx.Where("tenant_id = ? AND doctor_id = ? AND day = ?", tenantID, doctorID, day).Find(&all).Error; err != nil {
 		return models.Board{}, nil, fmt.Errorf("board entries: %w", err)
 	}
-	// The consultation estimate comes from the day's last completed entries.
-	var done []*models.QueueEntry
-	if err := tx.Select("status, started_at, completed_at").Where("tenant_id = ? AND doctor_id = ? AND day = ? AND status = ? AND started_at IS NOT NULL",
-		tenantID, doctorID, day, models.QueueCompleted).Order("completed_at DESC").Limit(10).Find(&done).Error; err != nil {
-		return models.Board{}, nil, fmt.Errorf("board consult time: %w", err)
+	var entries, done []*models.QueueEntry
+	for _, q := range all {
+		switch q.Status {
+		case models.QueueWaiting, models.QueueCalled, models.QueueInProgress:
+			entries = append(entries, q)
+		case models.QueueCompleted:
+			done = append(done, q)
+		}
 	}
 	mins := models.ConsultMinutes(done)
 	models.OrderQueue(entries, mins)
