@@ -121,31 +121,39 @@ func (m *Metrics) Middleware(status func(error) int, longLived, isPoll func(rout
 		return func(c echo.Context) error {
 			start := m.now()
 			err := next(c)
-			code := c.Response().Status
-			if err != nil {
-				code = status(err)
-			}
-			route := c.Path()
-			if route == "" {
-				route = "unmatched"
-			}
-			m.Requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(code)).Inc()
-			if c.Request().Method == http.MethodGet && isPoll(route) {
-				m.Polls.Total.Add(1)
-				if code == http.StatusNotModified {
-					m.Polls.NotModified.Add(1)
-				}
-			}
-			if !longLived(route) {
-				m.RequestDuration.WithLabelValues(route).Observe(m.now().Sub(start).Seconds())
-			}
-			switch {
-			case code == http.StatusServiceUnavailable:
-				m.Errors.WithLabelValues(models.EUNAVAILABLE).Inc()
-			case code >= 500:
-				m.Errors.WithLabelValues(models.EINTERNAL).Inc()
-			}
+			m.observe(c, start, err, status, longLived, isPoll)
 			return err
 		}
+	}
+}
+
+// observe is kept out of the middleware's frame, which an idle stream's
+// goroutine holds for hours: a small frame lets its stack shrink.
+//
+//go:noinline
+func (m *Metrics) observe(c echo.Context, start time.Time, err error, status func(error) int, longLived, isPoll func(string) bool) {
+	code := c.Response().Status
+	if err != nil {
+		code = status(err)
+	}
+	route := c.Path()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.Requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(code)).Inc()
+	if c.Request().Method == http.MethodGet && isPoll(route) {
+		m.Polls.Total.Add(1)
+		if code == http.StatusNotModified {
+			m.Polls.NotModified.Add(1)
+		}
+	}
+	if !longLived(route) {
+		m.RequestDuration.WithLabelValues(route).Observe(m.now().Sub(start).Seconds())
+	}
+	switch {
+	case code == http.StatusServiceUnavailable:
+		m.Errors.WithLabelValues(models.EUNAVAILABLE).Inc()
+	case code >= 500:
+		m.Errors.WithLabelValues(models.EINTERNAL).Inc()
 	}
 }
