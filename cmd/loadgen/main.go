@@ -352,19 +352,34 @@ func pollPhase(ctx context.Context, client *http.Client, base string, token func
 	if pollers == 0 {
 		return 0
 	}
-	req := func(tok, etag string) (int, string) {
-		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/events?since=0&limit=1&stream=live", nil)
+	// An idle poller is up to date: it polls from the head it has seen.
+	req := func(tok, etag string, since int64) (int, string, []byte) {
+		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/events?limit=1000&stream=live&since="+strconv.FormatInt(since, 10), nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
 		if etag != "" {
 			r.Header.Set("If-None-Match", etag)
 		}
 		res, err := client.Do(r)
 		if err != nil {
-			return 0, ""
+			return 0, "", nil
 		}
-		io.Copy(io.Discard, res.Body)
+		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		return res.StatusCode, res.Header.Get("ETag")
+		return res.StatusCode, res.Header.Get("ETag"), body
+	}
+	head := func(tok string) (int64, string) {
+		var since int64
+		for {
+			_, etag, body := req(tok, "", since)
+			var page struct {
+				Cursor  int64 `json:"cursor"`
+				HasMore bool  `json:"has_more"`
+			}
+			if json.Unmarshal(body, &page) != nil || !page.HasMore {
+				return page.Cursor, etag
+			}
+			since = page.Cursor
+		}
 	}
 	var n atomic.Int64
 	end := time.Now().Add(d)
@@ -374,9 +389,10 @@ func pollPhase(ctx context.Context, client *http.Client, base string, token func
 		go func() {
 			defer wg.Done()
 			tok := token(i)
-			_, etag := req(tok, "")
+			since, _ := head(tok)
+			_, etag, _ := req(tok, "", since)
 			for time.Now().Before(end) {
-				if st, _ := req(tok, etag); st == http.StatusNotModified {
+				if st, _, _ := req(tok, etag, since); st == http.StatusNotModified {
 					n.Add(1)
 				}
 			}
