@@ -4,7 +4,7 @@ PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 PG_URL    := $(filter postgres%,$(DATABASE_URL))
 
-.PHONY: run build test test-go test-e2e bench lint fuzz clean
+.PHONY: run build test test-go test-e2e bench bench-go bench-load lint fuzz clean
 
 run: ## serve the dashboards on the embedded SQLite database with demo data
 	DEV=1 $(GO) run ./cmd/clinicpulse
@@ -25,10 +25,26 @@ endif
 test-e2e:
 	@if [ -x e2e/run.sh ]; then e2e/run.sh; else echo "no browser tests"; fi
 
-bench: ## benchmarks (SQLite; Postgres too when DATABASE_URL is set)
+bench: bench-go bench-load ## every benchmark: go test -bench, then the load generator
+
+bench-go: ## in-process benchmarks (SQLite; the write benchmark on Postgres too when DATABASE_URL is set)
 	env -u DATABASE_URL $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
 ifneq ($(PG_URL),)
 	$(GO) test -run '^$$' -bench 'CreateQueueEntry' -benchmem -benchtime 2s ./store/
+endif
+
+LOADGEN = $(GO) run ./cmd/loadgen -bin bin/clinicpulse
+bench-load: build ## the server in its own process under loopback load; prints one table
+	@$(LOADGEN) -subscribers 1000 -rate 50 -duration 10s -pollers 1000
+	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0
+	@$(LOADGEN) -header=false -subscribers 10000 -rate 1 -duration 5s -pollers 0
+	@$(LOADGEN) -header=false -subscribers 1 -rate 0 -writers 8 -duration 5s -pollers 0
+	@$(LOADGEN) -header=false -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0
+ifneq ($(PG_URL),)
+	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 1000 -rate 50 -duration 10s -pollers 0
+	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -cross -subscribers 1000 -rate 50 -duration 10s -pollers 0
+	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 1 -rate 0 -writers 8 -duration 5s -pollers 0
+	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0
 endif
 
 lint:

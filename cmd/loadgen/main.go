@@ -44,6 +44,7 @@ type options struct {
 	rate        float64
 	duration    time.Duration
 	crossInst   bool
+	writers     int
 	header      bool
 }
 
@@ -54,7 +55,8 @@ func main() {
 	flag.IntVar(&o.subscribers, "subscribers", 1000, "SSE subscribers")
 	flag.IntVar(&o.pollers, "pollers", 200, "concurrent conditional pollers (304 phase)")
 	flag.DurationVar(&o.pollFor, "poll-for", 5*time.Second, "length of the 304 phase")
-	flag.Float64Var(&o.rate, "rate", 50, "writes per second")
+	flag.Float64Var(&o.rate, "rate", 50, "writes per second; 0: as fast as -writers concurrent writers can")
+	flag.IntVar(&o.writers, "writers", 8, "concurrent writers when -rate 0")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the write phase")
 	flag.BoolVar(&o.crossInst, "cross", false, "start two instances (Postgres only): write through A, subscribe on B")
 	flag.BoolVar(&o.header, "header", true, "print the table header")
@@ -240,8 +242,31 @@ func run(o options) error {
 	total := int(o.rate * o.duration.Seconds())
 	var writeErr atomic.Value
 	var wwg sync.WaitGroup
-	interval := time.Duration(float64(time.Second) / o.rate)
-	for n := 1; n <= total; n++ {
+	if o.rate <= 0 {
+		// Throughput mode: writers loop until the duration ends.
+		var next atomic.Int64
+		for range o.writers {
+			wwg.Add(1)
+			go func() {
+				defer wwg.Done()
+				for time.Since(start) < o.duration {
+					n := int(next.Add(1))
+					if n >= maxWrites {
+						return
+					}
+					sent[n].Store(time.Now().UnixNano())
+					if err := post("/api/v1/patients", map[string]any{"name": "lg-" + strconv.Itoa(n)}); err != nil {
+						writeErr.Store(err)
+						return
+					}
+				}
+			}()
+		}
+		wwg.Wait()
+		total = int(next.Load())
+	}
+	interval := time.Duration(float64(time.Second) / max(o.rate, 1))
+	for n := 1; o.rate > 0 && n <= total; n++ {
 		at := start.Add(time.Duration(n-1) * interval)
 		time.Sleep(time.Until(at))
 		wwg.Add(1)
