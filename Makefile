@@ -39,11 +39,13 @@ bench-load: build ## the server in its own process under loopback load; prints o
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0
 	@$(LOADGEN) -header=false -subscribers 10000 -rate 1 -duration 5s -pollers 0
 	@$(LOADGEN) -header=false -subscribers 1 -rate 0 -writers 8 -duration 5s -pollers 0
+	@$(LOADGEN) -header=false -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0 -topics doctors
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0
 ifneq ($(PG_URL),)
 	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 1000 -rate 50 -duration 10s -pollers 0
 	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -cross -subscribers 1000 -rate 50 -duration 10s -pollers 0
 	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 1 -rate 0 -writers 8 -duration 5s -pollers 0
+	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0 -topics doctors
 	@$(LOADGEN) -header=false -db '$(DATABASE_URL)' -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0
 endif
 

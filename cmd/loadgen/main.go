@@ -45,6 +45,7 @@ type options struct {
 	duration    time.Duration
 	crossInst   bool
 	writers     int
+	topics      string
 	header      bool
 }
 
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.pollFor, "poll-for", 5*time.Second, "length of the 304 phase")
 	flag.Float64Var(&o.rate, "rate", 50, "writes per second; 0: as fast as -writers concurrent writers can")
 	flag.IntVar(&o.writers, "writers", 8, "concurrent writers when -rate 0")
+	flag.StringVar(&o.topics, "topics", "patients", "the subscribers' topics (the writes create patients; another topic measures the publish path without delivery)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the write phase")
 	flag.BoolVar(&o.crossInst, "cross", false, "start two instances (Postgres only): write through A, subscribe on B")
 	flag.BoolVar(&o.header, "header", true, "print the table header")
@@ -213,7 +215,7 @@ func run(o options) error {
 		subsWG.Add(1)
 		go func() {
 			defer subsWG.Done()
-			subscribe(subCtx, sub.base, tok, &ready, func(n int, at time.Time) {
+			subscribe(subCtx, sub.base, tok, o.topics, &ready, func(n int, at time.Time) {
 				if s := sent[n].Load(); s > 0 {
 					latMu.Lock()
 					lats = append(lats, at.Sub(time.Unix(0, s)))
@@ -281,6 +283,9 @@ func run(o options) error {
 	wwg.Wait()
 	writeSecs := time.Since(start).Seconds()
 	want := int64(total) * int64(o.subscribers)
+	if !strings.Contains(o.topics, "patients") {
+		want = 0
+	}
 	deadline = time.Now().Add(30 * time.Second)
 	for received.Load() < want && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -316,6 +321,9 @@ func run(o options) error {
 		perEvent = fmt.Sprintf("%.1f µs", float64(serverCPU.Microseconds())/float64(received.Load()))
 	}
 	mode := "1 instance"
+	if want == 0 {
+		mode += ", other topic"
+	}
 	if o.crossInst {
 		mode = "A→B"
 	}
@@ -339,8 +347,8 @@ func fmtDur(d time.Duration) string {
 
 // subscribe follows the stream and reports each patients.created event's
 // writer number with its receive time.
-func subscribe(ctx context.Context, base, tok string, ready *atomic.Int64, got func(n int, at time.Time)) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/stream?topics=patients", nil)
+func subscribe(ctx context.Context, base, tok, topics string, ready *atomic.Int64, got func(n int, at time.Time)) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/stream?topics="+topics, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	// One transport per subscriber: one TCP connection each, as browsers have.
 	tr := &http.Transport{DisableCompression: true}
@@ -406,16 +414,22 @@ func pollPhase(ctx context.Context, client *http.Client, base string, token func
 			since = page.Cursor
 		}
 	}
+	// Every poller first learns its head and ETag; the measured window
+	// starts when all of them are ready.
 	var n atomic.Int64
-	end := time.Now().Add(d)
-	var wg sync.WaitGroup
+	var ready, wg sync.WaitGroup
+	startc := make(chan struct{})
+	var end time.Time
 	for i := range pollers {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
 			tok := token(i)
 			since, _ := head(tok)
 			_, etag, _ := req(tok, "", since)
+			ready.Done()
+			<-startc
 			for time.Now().Before(end) {
 				if st, _, _ := req(tok, etag, since); st == http.StatusNotModified {
 					n.Add(1)
@@ -423,6 +437,9 @@ func pollPhase(ctx context.Context, client *http.Client, base string, token func
 			}
 		}()
 	}
+	ready.Wait()
+	end = time.Now().Add(d)
+	close(startc)
 	wg.Wait()
 	return float64(n.Load()) / d.Seconds()
 }
