@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -81,10 +82,10 @@ func config() (app.Config, string, error) {
 	case secret == "" && !cfg.Dev:
 		return cfg, "", errors.New("JWT_SECRET is required (or DEV=1 for a random development secret)")
 	case secret == "":
-		b := make([]byte, 32)
-		rand.Read(b)
-		secret = hex.EncodeToString(b)
-		fmt.Fprintf(os.Stderr, "DEV: random JWT_SECRET=%s\n", secret)
+		if secret, err = devSecret(devSecretFile); err != nil {
+			return cfg, "", err
+		}
+		fmt.Fprintf(os.Stderr, "DEV: JWT_SECRET from %s (demo links survive restarts)\n", devSecretFile)
 	case len(secret) < 32:
 		return cfg, "", errors.New("JWT_SECRET must be at least 32 bytes")
 	}
@@ -95,6 +96,26 @@ func config() (app.Config, string, error) {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	return cfg, env("ADDR", ":8080"), nil
+}
+
+// devSecretFile keeps DEV=1's random JWT secret, so that demo links keep
+// working across restarts.
+const devSecretFile = "data/dev-jwt-secret"
+
+func devSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	secret := hex.EncodeToString(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return "", fmt.Errorf("dev secret: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dev secret: %w", err)
+	}
+	return secret, nil
 }
 
 func serve() error {

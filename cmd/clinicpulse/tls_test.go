@@ -191,3 +191,18 @@ func TestTLSConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDevSecretPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "dev-jwt-secret")
+	a, err := devSecret(path)
+	if err != nil || len(a) < 32 {
+		t.Fatalf("first: %q %v", a, err)
+	}
+	b, err := devSecret(path)
+	if err != nil || a != b {
+		t.Fatalf("second: %q != %q (%v)", b, a, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode: %v %v", fi.Mode(), err)
+	}
+}
