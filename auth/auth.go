@@ -41,7 +41,11 @@ type Authenticator struct {
 	cfg       Config
 	ticketKey []byte
 	parser    *jwt.Parser
+	verified  *verified
 }
+
+// leeway is the clock skew allowed on exp and nbf.
+const leeway = 5 * time.Second
 
 // New returns an Authenticator.
 func New(cfg Config) *Authenticator {
@@ -52,7 +56,7 @@ func New(cfg Config) *Authenticator {
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(cfg.Now),
-		jwt.WithLeeway(5 * time.Second),
+		jwt.WithLeeway(leeway),
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -62,7 +66,7 @@ func New(cfg Config) *Authenticator {
 	}
 	m := hmac.New(sha256.New, cfg.Secret)
 	m.Write([]byte("clinicpulse stream ticket v1"))
-	return &Authenticator{cfg: cfg, ticketKey: m.Sum(nil), parser: jwt.NewParser(opts...)}
+	return &Authenticator{cfg: cfg, ticketKey: m.Sum(nil), parser: jwt.NewParser(opts...), verified: newVerified(10000)}
 }
 
 // Claims are the token's claims.
@@ -82,6 +86,9 @@ func unauthorized(msg string) error { return models.Errorf(models.EUNAUTHORIZED,
 // Verify checks a JWT and returns its actor. A platform actor has no tenant
 // yet: the request names it.
 func (a *Authenticator) Verify(token string) (models.Actor, error) {
+	if actor, ok := a.verified.get(token, a.cfg.Now()); ok {
+		return actor, nil
+	}
 	var c Claims
 	if _, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.cfg.Secret, nil }); err != nil {
 		return models.Actor{}, unauthorized("invalid token: " + tokenProblem(err))
@@ -95,7 +102,9 @@ func (a *Authenticator) Verify(token string) (models.Actor, error) {
 	case role != models.RolePlatform && !ValidTenantID(c.TenantID):
 		return models.Actor{}, unauthorized("invalid token: missing or malformed tenant_id")
 	}
-	return models.Actor{Subject: c.Subject, TenantID: c.TenantID, Role: role}, nil
+	actor := models.Actor{Subject: c.Subject, TenantID: c.TenantID, Role: role}
+	a.verified.put(token, actor, c.ExpiresAt.Add(leeway))
+	return actor, nil
 }
 
 // tokenProblem names what was wrong without echoing the token.

@@ -106,3 +106,27 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifiedCacheExpires: a token verified once is still rejected once it
+// expires, and the cache stays bounded.
+func TestVerifiedCacheExpires(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a := newAuth(&now)
+	tok, _ := a.Sign(models.Actor{Subject: "s", TenantID: "t", Role: models.RoleAdmin}, time.Minute)
+	for range 2 {
+		if _, err := a.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(time.Minute + leeway)
+	if _, err := a.Verify(tok); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		t.Fatalf("expired token after a cached verification: %v", err)
+	}
+	v := newVerified(10)
+	for i := range 100 {
+		v.put(string(rune('a'+i)), models.Actor{}, now.Add(time.Hour))
+	}
+	if len(v.entries) > 10 {
+		t.Fatalf("cache holds %d entries, max 10", len(v.entries))
+	}
+}
