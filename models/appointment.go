@@ -111,7 +111,6 @@ func (u *AppointmentUpdate) Apply(a *Appointment) error {
 	return nil
 }
 
-
 // advance moves *cur along path up to to, if cur is on the path before to.
 func advance[S comparable](path []S, cur *S, to S) bool {
 	ci, ti := -1, -1

@@ -126,4 +126,3 @@ func (u *InvoiceUpdate) Apply(inv *Invoice) error {
 	}
 	return nil
 }
-

@@ -56,4 +56,3 @@ func (u *PrescriptionUpdate) Apply(p *Prescription) error {
 	}
 	return p.Validate()
 }
-

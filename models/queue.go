@@ -170,7 +170,6 @@ func (u *QueueUpdate) Apply(q *QueueEntry, now time.Time) error {
 	return nil
 }
 
-
 // OrderQueue sorts a doctor's entries for a day: called and in-progress
 // first, then waiting by priority and arrival, then the rest; and sets each
 // waiting entry's position and estimated wait.

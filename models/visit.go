@@ -85,4 +85,3 @@ func (u *VisitUpdate) Apply(v *Visit, now time.Time) error {
 	}
 	return nil
 }
-
