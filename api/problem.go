@@ -21,6 +21,8 @@ type Problem struct {
 	Status int                 `json:"status"`
 	Detail string              `json:"detail,omitempty"`
 	Errors []models.FieldError `json:"errors,omitempty"`
+	// Cursor extends cursor-expired problems with the log's head.
+	Cursor *int64 `json:"cursor,omitempty"`
 }
 
 // ProblemBase prefixes every problem type.
@@ -103,7 +105,7 @@ func ProblemOf(err error) Problem {
 	p := Problem{Type: ProblemBase + c.slug, Title: c.title, Status: c.status, Detail: models.ErrorMessage(err)}
 	var me *models.Error
 	if errors.As(err, &me) {
-		p.Errors = me.Fields
+		p.Errors, p.Cursor = me.Fields, me.Cursor
 	}
 	if strings.TrimSpace(p.Detail) == "" {
 		p.Detail = c.title

@@ -34,6 +34,9 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  []FieldError
+	// Cursor, on EGONE, is the log's head: where a client that refetched
+	// its snapshots (or wants "from now") goes on from.
+	Cursor *int64
 }
 
 func (e *Error) Error() string {

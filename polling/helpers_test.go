@@ -40,6 +40,7 @@ type page struct {
 type problem struct {
 	Type   string `json:"type"`
 	Status int    `json:"status"`
+	Cursor *int64 `json:"cursor"`
 	Errors []struct {
 		Field string `json:"field"`
 	} `json:"errors"`

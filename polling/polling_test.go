@@ -193,6 +193,9 @@ func TestExpiredCursor(t *testing.T) {
 		if r.Status != http.StatusGone || !strings.HasSuffix(p.Type, "/cursor-expired") || r.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s", path, r.Status, r.Body)
 		}
+		if p.Cursor == nil || *p.Cursor != h {
+			t.Errorf("%s: the problem does not carry the head %d: %s", path, h, r.Body)
+		}
 		if time.Since(start) > 2*time.Second {
 			t.Errorf("%s: held %v before answering 410", path, time.Since(start))
 		}

@@ -498,14 +498,15 @@ export class Connection extends EventTarget {
   }
 
   // _findHead learns the log's head for a connection made without a cursor
-  // ("from now"): a cursor ahead of the log answers 410 naming the head.
+  // ("from now"): a cursor ahead of the log answers 410 whose problem
+  // carries the head as "cursor".
   // (A snapshot's cursor is better: pass it as since.)
   async _findHead(signal) {
     while (this.cursor === null && !signal.aborted) {
       try {
         const res = await this._fetch(`/api/v1/events?since=${Number.MAX_SAFE_INTEGER}&limit=1`, {}, signal);
         const body = await res.json().catch(() => ({}));
-        const head = Number.isInteger(body.cursor) ? body.cursor : Number((/head (\d+)/.exec(body.detail || '') || [])[1]);
+        const head = body.cursor;
         if (Number.isInteger(head) && this.cursor === null) {
           this.cursor = head;
           this._bufBase = head;

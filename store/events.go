@@ -33,10 +33,13 @@ func headOf(tx *gorm.DB, tenantID string) (Head, error) {
 }
 
 func cursorExpired(since int64, h Head) error {
+	e := models.Errorf(models.EGONE, "cursor %d is older than the retained log (events after %d are kept); refetch the snapshot", since, h.PrunedThrough)
 	if since > h.Seq {
-		return models.Errorf(models.EGONE, "cursor %d is ahead of the log (head %d); refetch the snapshot", since, h.Seq)
+		e = models.Errorf(models.EGONE, "cursor %d is ahead of the log (head %d); refetch the snapshot", since, h.Seq)
 	}
-	return models.Errorf(models.EGONE, "cursor %d is older than the retained log (events after %d are kept); refetch the snapshot", since, h.PrunedThrough)
+	head := h.Seq
+	e.Cursor = &head
+	return e
 }
 
 // LogHead returns a tenant's log position.
