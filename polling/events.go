@@ -32,18 +32,12 @@ func (p *Poller) serveEvents(c echo.Context) error {
 	}
 
 	head := p.hub.head(tenant)
-	switch cur := tags.at(head); {
-	case inm != "" && ifNoneMatch(inm, cur):
-		// The client holds the body as of head.
-		if q.Wait == 0 {
-			return notModified(c, cur)
-		}
-		woke, seen := p.hub.wait(ctx, tenant, head, match, deadline)
-		if !woke && seen == head {
-			return notModified(c, cur)
-		}
-		// Something was published: read what it changed.
-	case q.Wait > 0 && q.Since == head:
+	matched, answered, err := p.revalidate(c, tags, tenant, head, match, deadline)
+	if answered {
+		return err
+	}
+	// matched: something was published during the wait; read what it changed.
+	if !matched && q.Wait > 0 && q.Since == head {
 		// Caught up: nothing after since exists, so there is nothing to read
 		// until something is published. (since equal to a published head is
 		// never expired: the log keeps its head.)
@@ -79,6 +73,25 @@ func (p *Poller) serveEvents(c echo.Context) error {
 		}
 		return writeJSON(c, tag, page)
 	}
+}
+
+// revalidate answers 304 when If-None-Match holds the tag of the body as of
+// head: at once, or for a long-poll (deadline set) once the wait ends with
+// nothing the caller sees published. matched reports that the tag was
+// current; answered, that the response is written (err is its error).
+func (p *Poller) revalidate(c echo.Context, tags tagger, tenant string, head int64, match func(*models.Event) bool, deadline time.Time) (matched, answered bool, err error) {
+	cur := tags.at(head)
+	inm := c.Request().Header.Get("If-None-Match")
+	if inm == "" || !ifNoneMatch(inm, cur) {
+		return false, false, nil
+	}
+	if deadline.IsZero() {
+		return true, true, notModified(c, cur)
+	}
+	if woke, seen := p.hub.wait(c.Request().Context(), tenant, head, match, deadline); !woke && seen == head {
+		return true, true, notModified(c, cur)
+	}
+	return true, false, nil
 }
 
 // begin runs the checks every poll shares: the caller, the rate limit, the

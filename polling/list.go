@@ -34,38 +34,31 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 			tags := newTagger(a, resource, q.listKey(c.QueryParams()))
 			scope, topics := listScope(a, resource)
 			match := func(e *models.Event) bool { return scope.Visible(e, topics) }
-			inm := c.Request().Header.Get("If-None-Match")
 			var deadline time.Time
 			if q.Wait > 0 {
 				deadline = time.Now().Add(q.Wait)
 			}
 
 			head := p.hub.head(tenant)
-			switch cur := tags.at(head); {
-			case inm != "" && ifNoneMatch(inm, cur):
-				if q.Wait == 0 {
-					return notModified(c, cur)
-				}
-				woke, seen := p.hub.wait(ctx, tenant, head, match, deadline)
-				if !woke && seen == head {
-					return notModified(c, cur)
-				}
-			case q.Wait > 0 && q.HasSince:
-				from := q.Since
+			matched, answered, err := p.revalidate(c, tags, tenant, head, match, deadline)
+			if answered {
+				return err
+			}
+			if !matched && q.Wait > 0 && q.HasSince {
+				// Is there a change of this resource the caller sees after
+				// since? One small read decides whether to wait (and
+				// answers 410 for an expired cursor).
+				from, changed := q.Since, false
 				if q.Since != head {
-					// Is there a change of this resource the caller sees
-					// after since? One small read decides whether to wait
-					// (and answers 410 for an expired cursor).
 					page, err := p.log.PollEvents(ctx, models.EventQuery{TenantID: tenant, After: q.Since, Limit: 1, Scope: scope, Topics: topics})
 					if err != nil {
 						return err
 					}
-					if len(page.Events) > 0 {
-						break
-					}
-					from = page.Cursor
+					from, changed = page.Cursor, len(page.Events) > 0
 				}
-				p.hub.wait(ctx, tenant, from, match, deadline)
+				if !changed {
+					p.hub.wait(ctx, tenant, from, match, deadline)
+				}
 			}
 
 			res := c.Response()
