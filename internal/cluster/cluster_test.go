@@ -102,6 +102,31 @@ func (f *follower) follow(ctx context.Context, servers func() []string, token st
 	}
 }
 
+// followers starts one follower per server list and returns once each has
+// its first stream open.
+func followers(ctx context.Context, token string, lists ...func() []string) []*follower {
+	connected := make(chan struct{}, len(lists))
+	fs := make([]*follower, len(lists))
+	for i, l := range lists {
+		fs[i] = &follower{}
+		go fs[i].follow(ctx, l, token, 0, connected)
+	}
+	for range fs {
+		<-connected
+	}
+	return fs
+}
+
+// pinned returns server lists of one instance each.
+func pinned(servers ...*apptest.Server) []func() []string {
+	out := make([]func() []string, len(servers))
+	for i, s := range servers {
+		base := s.URL
+		out[i] = func() []string { return []string{base} }
+	}
+	return out
+}
+
 func (f *follower) check(t *testing.T, name string, from, to int64) {
 	t.Helper()
 	f.mu.Lock()
@@ -153,17 +178,7 @@ func TestCrossInstanceFanOut(t *testing.T) {
 	tok := a.Token("fan", models.RoleAdmin, "w")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var fs []*follower
-	connected := make(chan struct{}, 10)
-	for _, srv := range []*apptest.Server{b, c, b, c} {
-		f := &follower{}
-		fs = append(fs, f)
-		base := srv.URL
-		go f.follow(ctx, func() []string { return []string{base} }, tok, 0, connected)
-	}
-	for range fs {
-		<-connected
-	}
+	fs := followers(ctx, tok, pinned(b, c, b, c)...)
 	// A long-poll on C, waiting before the first write.
 	type pollResult struct {
 		status int
@@ -215,16 +230,8 @@ func TestInstanceDiesMidStream(t *testing.T) {
 	servers := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), alive...) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	connected := make(chan struct{}, 10)
-	var fs []*follower
-	for range 6 {
-		f := &follower{}
-		fs = append(fs, f)
-		go f.follow(ctx, servers, tok, 0, connected) // the first connection of each goes to B
-	}
-	for range fs {
-		<-connected
-	}
+	// The first connection of each goes to B.
+	fs := followers(ctx, tok, servers, servers, servers, servers, servers, servers)
 	const writes = 300
 	done := make(chan struct{})
 	go func() {
@@ -271,17 +278,7 @@ func TestListenerCut(t *testing.T) {
 	tok := a.Token("cut", models.RoleAdmin, "w")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	connected := make(chan struct{}, 10)
-	var fs []*follower
-	for _, srv := range []*apptest.Server{a, b, c} {
-		f := &follower{}
-		fs = append(fs, f)
-		base := srv.URL
-		go f.follow(ctx, func() []string { return []string{base} }, tok, 0, connected)
-	}
-	for range fs {
-		<-connected
-	}
+	fs := followers(ctx, tok, pinned(a, b, c)...)
 	const writes = 200
 	for i := range writes {
 		a.Create(t, tok, "patients", map[string]any{"name": fmt.Sprintf("p%d", i)})
