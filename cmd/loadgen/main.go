@@ -46,6 +46,7 @@ type options struct {
 	crossInst   bool
 	writers     int
 	topics      string
+	idleWait    time.Duration
 	header      bool
 }
 
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&o.pollFor, "poll-for", 5*time.Second, "length of the 304 phase")
 	flag.Float64Var(&o.rate, "rate", 50, "writes per second; 0: as fast as -writers concurrent writers can")
 	flag.IntVar(&o.writers, "writers", 8, "concurrent writers when -rate 0")
+	flag.DurationVar(&o.idleWait, "idle-wait", time.Second, "how long the connected subscribers sit idle before the RSS reading")
 	flag.StringVar(&o.topics, "topics", "patients", "the subscribers' topics (the writes create patients; another topic measures the publish path without delivery)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the write phase")
 	flag.BoolVar(&o.crossInst, "cross", false, "start two instances (Postgres only): write through A, subscribe on B")
@@ -235,7 +237,7 @@ func run(o options) error {
 	if ready.Load() < int64(o.subscribers) {
 		return fmt.Errorf("only %d of %d subscribers connected", ready.Load(), o.subscribers)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(o.idleWait)
 	idleRSS := sub.rssKiB()
 
 	// Write phase.
