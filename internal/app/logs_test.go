@@ -41,7 +41,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	id := pat["id"].(string)
 	s.Do(t, http.MethodGet, "/api/v1/patients/"+id+"?mrn=MRN-SECRET-42", tok, nil)
 	s.Do(t, http.MethodPatch, "/api/v1/patients/"+id, tok, `{"name": 5}`) // a 400
-	s.Do(t, http.MethodGet, "/api/v1/patients", "not-a-token", nil)      // a 401
+	s.Do(t, http.MethodGet, "/api/v1/patients", "not-a-token", nil)       // a 401
 	r := s.Do(t, http.MethodPost, "/api/v1/stream/tickets", tok, nil)
 	var tk struct{ Ticket string }
 	r.JSON(t, &tk)
