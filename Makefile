@@ -12,7 +12,7 @@ run: ## serve the dashboards on the embedded SQLite database with demo data
 build:
 	$(GO) build -o bin/clinicpulse ./cmd/clinicpulse
 
-test: test-go test-e2e ## every test: Go on SQLite, again on Postgres when DATABASE_URL is set, then the browser tests
+test: lint test-go test-e2e ## gofmt and vet, then every test: Go on SQLite, again on Postgres when DATABASE_URL is set, then the browser tests
 
 test-go:
 	@echo "== go test on SQLite"
