@@ -193,6 +193,10 @@ func (h *Handler) delete(r *models.Resource) echo.HandlerFunc {
 		if err := denyDisplay(c); err != nil {
 			return err
 		}
+		if !r.Deletable {
+			// RFC 9110 §15.5.6: a 405 names the methods the resource has.
+			c.Response().Header().Set(echo.HeaderAllow, "GET, PATCH")
+		}
 		ifMatch, err := parseIfMatch(c)
 		if err != nil {
 			return err

@@ -89,6 +89,9 @@ func TestResourceLifecycle(t *testing.T) {
 		if r.Status != d.want {
 			t.Fatalf("DELETE %s: %d %s, want %d", d.resource, r.Status, r.Body, d.want)
 		}
+		if d.want == http.StatusMethodNotAllowed && r.Header.Get("Allow") != "GET, PATCH" {
+			t.Fatalf("DELETE %s: 405 with Allow %q", d.resource, r.Header.Get("Allow"))
+		}
 		if d.want == http.StatusNoContent {
 			if r := c.do(t, http.MethodGet, "/api/v1/"+d.resource+"/"+d.id, nil); r.Status != http.StatusNotFound {
 				t.Fatalf("GET deleted %s: %d", d.resource, r.Status)
