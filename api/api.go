@@ -147,13 +147,9 @@ func (h *Handler) create(r *models.Resource) echo.HandlerFunc {
 		if err := Decode(body, rec); err != nil {
 			return err
 		}
-		ctx := c.Request().Context()
-		if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
-			if len(key) > 200 {
-				return models.Invalid("Idempotency-Key", "must be at most 200 characters")
-			}
-			sum := sha256.Sum256(append([]byte(c.Request().Method+" "+c.Path()+"\n"), body...))
-			ctx = models.NewContextWithIdempotencyKey(ctx, models.IdempotencyKey{Key: actor(c).Subject + ":" + key, Hash: hex.EncodeToString(sum[:])})
+		ctx, err := idempotent(c, body)
+		if err != nil {
+			return err
 		}
 		out, err := h.Store.Create(ctx, rec)
 		if err != nil {
@@ -180,7 +176,11 @@ func (h *Handler) patch(r *models.Resource) echo.HandlerFunc {
 		if err := Decode(body, u); err != nil {
 			return err
 		}
-		out, err := h.Store.Update(c.Request().Context(), r.Name, c.Param("id"), ifMatch, u)
+		ctx, err := idempotent(c, body)
+		if err != nil {
+			return err
+		}
+		out, err := h.Store.Update(ctx, r.Name, c.Param("id"), ifMatch, u)
 		if err != nil {
 			return err
 		}
@@ -201,11 +201,33 @@ func (h *Handler) delete(r *models.Resource) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := h.Store.Delete(c.Request().Context(), r.Name, c.Param("id"), ifMatch); err != nil {
+		ctx, err := idempotent(c, nil)
+		if err != nil {
+			return err
+		}
+		if err := h.Store.Delete(ctx, r.Name, c.Param("id"), ifMatch); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
 	}
+}
+
+// idempotent attaches the request's Idempotency-Key, if any, to its
+// context: the write records its response under the key in its transaction,
+// and a repeat of the same request gets that response without writing.
+// Keys are the caller's own (scoped by sub) and bound to method, route, id
+// and body; the same key with another request is 422.
+func idempotent(c echo.Context, body []byte) (context.Context, error) {
+	ctx := c.Request().Context()
+	key := c.Request().Header.Get("Idempotency-Key")
+	if key == "" {
+		return ctx, nil
+	}
+	if len(key) > 200 {
+		return ctx, models.Invalid("Idempotency-Key", "must be at most 200 characters")
+	}
+	sum := sha256.Sum256(append([]byte(c.Request().Method+" "+c.Path()+" "+c.Param("id")+"\n"), body...))
+	return models.NewContextWithIdempotencyKey(ctx, models.IdempotencyKey{Key: actor(c).Subject + ":" + key, Hash: hex.EncodeToString(sum[:])}), nil
 }
 
 // parseIfMatch reads If-Match: "<version>" (quotes optional; W/ accepted).

@@ -217,6 +217,26 @@ func TestIdempotencyAndIfMatch(t *testing.T) {
 	if r := c.do(t, http.MethodPatch, "/api/v1/patients/"+id, map[string]any{"phone": "3"}, "If-Match", `nope`); r.Status != 400 {
 		t.Fatalf("malformed If-Match: %d", r.Status)
 	}
+
+	// PATCH and DELETE honour the key too: a replay (say, after a lost
+	// response) answers the first result and changes nothing, even with
+	// the If-Match that is stale by now.
+	q := c.create(t, "queue", map[string]any{"patient_id": c.patient2, "doctor_id": c.doctor})["id"].(string)
+	p1 := c.do(t, http.MethodPatch, "/api/v1/queue/"+q, map[string]any{"status": "called"}, "Idempotency-Key", "call-1", "If-Match", `"1"`)
+	before = counts(t, s)
+	p2 := c.do(t, http.MethodPatch, "/api/v1/queue/"+q, map[string]any{"status": "called"}, "Idempotency-Key", "call-1", "If-Match", `"1"`)
+	if p1.Status != 200 || p2.Status != 200 || string(p1.Body) != string(p2.Body) || !maps(before, counts(t, s)) {
+		t.Fatalf("PATCH replay: %d %s / %d %s", p1.Status, p1.Body, p2.Status, p2.Body)
+	}
+	if r := c.do(t, http.MethodPatch, "/api/v1/queue/"+q, map[string]any{"status": "no_show"}, "Idempotency-Key", "call-1"); r.Status != 422 {
+		t.Fatalf("PATCH with a reused key and another body: %d", r.Status)
+	}
+	d1 := c.do(t, http.MethodDelete, "/api/v1/patients/"+c.patient, nil, "Idempotency-Key", "del-1")
+	before = counts(t, s)
+	d2 := c.do(t, http.MethodDelete, "/api/v1/patients/"+c.patient, nil, "Idempotency-Key", "del-1")
+	if d1.Status != 204 || d2.Status != 204 || !maps(before, counts(t, s)) {
+		t.Fatalf("DELETE replay: %d / %d", d1.Status, d2.Status)
+	}
 }
 
 func TestBadInput(t *testing.T) {
