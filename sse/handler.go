@@ -1,10 +1,12 @@
 package sse
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -51,6 +53,9 @@ type Config struct {
 	Buffer int
 	// ReplayPage is how many events one replay read takes from the log.
 	ReplayPage int
+	// NoHijack keeps HTTP/1.x streams on net/http's response writer
+	// instead of taking their connections over (see Stream).
+	NoHijack bool
 	// RetryMin and RetryMax bound the jittered retry: line (ms).
 	RetryMin, RetryMax time.Duration
 	Logger             *slog.Logger
@@ -141,12 +146,83 @@ func (h *Handler) Stream(c echo.Context) error {
 	if st == nil {
 		return err
 	}
-	defer st.end()
-	if st.start() {
-		st.live()
+	if st.conn == nil {
+		defer st.end()
+		if st.start() {
+			st.live()
+		}
+		return nil
 	}
+	// Hijacked: start on the request's goroutine, then let it (and
+	// net/http's connection state with its buffers) go; a fresh goroutine
+	// with a shallow stack carries the idle stream.
+	if !st.start() {
+		st.end()
+		return nil
+	}
+	go st.run()
 	return nil
 }
+
+// run carries a hijacked stream until it ends.
+func (st *stream) run() {
+	defer st.end()
+	st.live()
+}
+
+// hijack takes the HTTP/1.x connection over from net/http: the status line
+// and headers are written here, the body is the frames until the stream
+// closes the connection (Connection: close, no chunked framing), and the
+// stream's context ends when the client closes its side. It reports false
+// (nothing written) when the connection cannot be hijacked.
+func (st *stream) hijack(res *echo.Response, rc *http.ResponseController) bool {
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		return false
+	}
+	hd := res.Header().Clone()
+	hd.Set("Connection", "close")
+	hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = hd.Write(&b)
+	b.WriteString("\r\n")
+	res.Status, res.Committed = http.StatusOK, true // for the request log and metrics
+	st.conn, st.out = conn, connSink{conn}
+	st.buf = append(st.buf, b.Bytes()...)
+	// net/http cancels the request's context when the handler returns:
+	// the stream's own ends when the client closes its side (a read
+	// returns) or the stream closes the connection.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(st.ctx))
+	st.ctx, st.cancel = ctx, cancel
+	go func() {
+		var one [1]byte
+		_, _ = conn.Read(one[:])
+		cancel()
+	}()
+	return true
+}
+
+// sink is where a stream's bytes go: the HTTP response, or the connection
+// after a hijack. Its SetWriteDeadline may be called from any goroutine.
+type sink interface {
+	Write(p []byte) (int, error)
+	Flush() error
+	SetWriteDeadline(t time.Time) error
+}
+
+type responseSink struct {
+	w  *echo.Response
+	rc *http.ResponseController
+}
+
+func (r responseSink) Write(p []byte) (int, error)        { return r.w.Write(p) }
+func (r responseSink) Flush() error                       { return r.rc.Flush() }
+func (r responseSink) SetWriteDeadline(t time.Time) error { return r.rc.SetWriteDeadline(t) }
+
+type connSink struct{ net.Conn }
+
+func (connSink) Flush() error { return nil }
 
 // open checks the request, sends the headers and returns the stream, or
 // nil (with the error to answer, or none when the hub is shutting down).
@@ -175,15 +251,19 @@ func (h *Handler) open(c echo.Context) (*stream, error) {
 	hd.Set("Cache-Control", "no-cache, no-transform")
 	hd.Set("X-Accel-Buffering", "no")
 	hd.Del(echo.HeaderContentLength)
-	res.WriteHeader(http.StatusOK)
 
-	st := &stream{h: h, c: c, ctx: ctx, rc: http.NewResponseController(res), tenant: actor.TenantID,
-		scope: actor.Scope(), topics: topics, cur: resumeCursor(c)}
+	st := &stream{h: h, ctx: ctx, tenant: actor.TenantID, scope: actor.Scope(), topics: topics, cur: resumeCursor(c)}
+	rc := http.NewResponseController(res)
+	if c.Request().ProtoMajor != 1 || h.cfg.NoHijack || !st.hijack(res, rc) {
+		res.WriteHeader(http.StatusOK)
+		st.out = responseSink{res, rc}
+	}
 	st.buf = AppendRetry(st.buf, h.retry())
 	if !h.hub.enter() {
 		// Shutting down: tell the client to go elsewhere.
 		st.buf = AppendComment(st.buf, "server shutting down")
 		_ = st.flushBuf()
+		st.finish()
 		return nil, nil
 	}
 	return st, nil
@@ -210,10 +290,11 @@ func (h *Handler) retry() int64 {
 // stream is one response. Everything runs on the request's goroutine.
 type stream struct {
 	h      *Handler
-	c      echo.Context
-	ctx    context.Context // the request's
+	ctx    context.Context // the request's, or the hijacked connection's
+	cancel context.CancelFunc
+	conn   net.Conn // set when hijacked
+	out    sink
 	cur    cursor
-	rc     *http.ResponseController
 	tenant string
 	scope  models.Scope
 	topics models.Topics
@@ -246,7 +327,7 @@ func (st *stream) start() bool {
 	}
 	h.cfg.Relay.Sync(st.tenant, func(d int64) {
 		dispatched = d
-		st.sub, recent, inRecent = h.hub.subscribe(st.tenant, st.scope, st.topics, st.rc, min(at, d))
+		st.sub, recent, inRecent = h.hub.subscribe(st.tenant, st.scope, st.topics, st.out, min(at, d))
 	})
 	st.floor = dispatched
 	if inRecent && at < dispatched && (len(recent) == 0 || recent[len(recent)-1].lastSeq() != dispatched) {
@@ -469,7 +550,7 @@ func (st *stream) writeBatch(b *batch) (written, frames int, err error) {
 		if err := st.setDeadline(); err != nil {
 			return err
 		}
-		if _, err := st.c.Response().Write(b.frames[runStart:runEnd]); err != nil {
+		if _, err := st.out.Write(b.frames[runStart:runEnd]); err != nil {
 			st.failed = true
 			return err
 		}
@@ -506,7 +587,7 @@ func (st *stream) setDeadline() error {
 	now := time.Now()
 	if st.deadline.Sub(now) < st.h.cfg.WriteTimeout/2 {
 		st.deadline = now.Add(st.h.cfg.WriteTimeout)
-		if err := st.rc.SetWriteDeadline(st.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := st.out.SetWriteDeadline(st.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			st.failed = true
 			return err
 		}
@@ -533,7 +614,7 @@ func (st *stream) writeBuf() error {
 	if err := st.setDeadline(); err != nil {
 		return err
 	}
-	_, err := st.c.Response().Write(st.buf)
+	_, err := st.out.Write(st.buf)
 	st.buf = st.buf[:0]
 	if err != nil {
 		st.failed = true
@@ -545,7 +626,7 @@ func (st *stream) flush() error {
 	if err := st.setDeadline(); err != nil {
 		return err
 	}
-	if err := st.rc.Flush(); err != nil {
+	if err := st.out.Flush(); err != nil {
 		st.failed = true
 		return err
 	}
@@ -557,7 +638,18 @@ func (st *stream) flush() error {
 // one, unless the hub cut the connection. net/http clears it before the
 // connection's next request.
 func (st *stream) finish() {
+	if st.conn != nil {
+		// Hijacked: the body ends with the connection. A stream the hub
+		// dropped, or whose write failed, ends with a reset rather than a
+		// clean close, so the client can tell the two apart.
+		if tcp, ok := st.conn.(*net.TCPConn); ok && (st.failed || st.sub != nil && st.sub.dead.Load()) {
+			_ = tcp.SetLinger(0)
+		}
+		_ = st.conn.Close()
+		st.cancel()
+		return
+	}
 	if !st.failed && (st.sub == nil || !st.sub.dead.Load()) {
-		_ = st.rc.SetWriteDeadline(time.Now().Add(st.h.cfg.WriteTimeout))
+		_ = st.out.SetWriteDeadline(time.Now().Add(st.h.cfg.WriteTimeout))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,10 +134,10 @@ type subscriber struct {
 	shard  int
 	idx    int // position in the audience; -1 once removed (under audience.mu)
 	dead   atomic.Bool
-	// rc ends a write blocked on a client that stopped reading; set before
+	// wd ends a write blocked on a client that stopped reading; set before
 	// the subscriber is registered and only called with audience.mu held,
-	// while the stream's handler is still running.
-	rc *http.ResponseController
+	// while the stream is still running.
+	wd interface{ SetWriteDeadline(time.Time) error }
 }
 
 func (s *subscriber) visible(e *models.Event) bool {
@@ -296,8 +295,8 @@ func (h *Hub) overflow(s *subscriber) {
 	h.stats.overflows.Add(1)
 	s.dead.Store(true)
 	close(s.ch)
-	if s.rc != nil {
-		_ = s.rc.SetWriteDeadline(time.Unix(1, 0))
+	if s.wd != nil {
+		_ = s.wd.SetWriteDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -343,9 +342,9 @@ func (h *Hub) leave() {
 // inside relay.Sync, so that it sees every batch after the seq Sync gives.
 // With a cursor (>= 0), it also returns the recent batches after it, if the
 // hub still has them all.
-func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, rc *http.ResponseController, cursor int64) (*subscriber, []*batch, bool) {
+func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, wd interface{ SetWriteDeadline(time.Time) error }, cursor int64) (*subscriber, []*batch, bool) {
 	s := &subscriber{ch: make(chan *batch, h.buffer), scope: scope, topics: topics, mask: topicsMask(topics),
-		all: topics == nil && !scope.BoardOnly && scope.PatientID == "", rc: rc,
+		all: topics == nil && !scope.BoardOnly && scope.PatientID == "", wd: wd,
 		shard: int(h.nextShard.Add(1) % nShards)}
 	h.mu.RLock()
 	a := h.tenants[tenantID]

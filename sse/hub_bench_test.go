@@ -60,11 +60,11 @@ func BenchmarkHubFanout(b *testing.B) {
 			for range n {
 				w := &discardWriter{header: http.Header{}}
 				c := e.NewContext(httptest.NewRequest(http.MethodGet, "/stream", nil), w)
-				st := &stream{h: h, c: c, ctx: ctx, rc: http.NewResponseController(c.Response()), tenant: "t"}
+				st := &stream{h: h, ctx: ctx, out: responseSink{c.Response(), http.NewResponseController(c.Response())}, tenant: "t"}
 				if !hub.enter() {
 					b.Fatal("hub closed")
 				}
-				st.sub, _, _ = hub.subscribe("t", models.Scope{}, nil, st.rc, -1)
+				st.sub, _, _ = hub.subscribe("t", models.Scope{}, nil, st.out, -1)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
