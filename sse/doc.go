@@ -60,9 +60,16 @@
 // {"reason","cursor"}, id: the cursor the stream goes on from), never an
 // error status, which would stop EventSource.
 //
-// Everything a stream does runs on its request's goroutine: no goroutine or
-// timer per connection. One clock goroutine per hub wakes the streams, a
-// shard at a time, for heartbeats and STREAM_MAX_DURATION. Each drain of the
+// An HTTP/1.x stream is taken over from net/http once its headers are
+// decided: the connection is hijacked, the status line and headers are
+// written here (Connection: close; the body is the frames until the stream
+// closes the connection), and after the replay the request's goroutine
+// returns, so net/http frees its per-connection buffers. A fresh goroutine
+// with a shallow stack then carries the idle stream, and a one-byte read
+// tells when the client closes its side. HTTP/2 streams stay on the
+// request's goroutine and net/http's writer. No timer per connection: one
+// clock goroutine per hub wakes the streams, a shard at a time, for
+// heartbeats and STREAM_MAX_DURATION. Each drain of the
 // queue is written in runs of frames and flushed once, under a write deadline
 // set through http.ResponseController (the server has no WriteTimeout,
 // which would cut every stream).
