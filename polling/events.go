@@ -26,10 +26,7 @@ func (p *Poller) serveEvents(c echo.Context) error {
 	tags := newTagger(a, "events", q.eventsKey())
 	match := func(e *models.Event) bool { return scope.Visible(e, q.Topics) }
 	inm := c.Request().Header.Get("If-None-Match")
-	var deadline time.Time
-	if q.Wait > 0 {
-		deadline = time.Now().Add(q.Wait)
-	}
+	deadline := q.deadline()
 
 	head := p.hub.head(tenant)
 	matched, answered, err := p.revalidate(c, tags, tenant, head, match, deadline)

@@ -3,7 +3,6 @@ package polling
 import (
 	"net/http"
 	"path"
-	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/labstack/echo/v4"
@@ -34,10 +33,7 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 			tags := newTagger(a, resource, q.listKey(c.QueryParams()))
 			scope, topics := listScope(a, resource)
 			match := func(e *models.Event) bool { return scope.Visible(e, topics) }
-			var deadline time.Time
-			if q.Wait > 0 {
-				deadline = time.Now().Add(q.Wait)
-			}
+			deadline := q.deadline()
 
 			head := p.hub.head(tenant)
 			matched, answered, err := p.revalidate(c, tags, tenant, head, match, deadline)

@@ -29,6 +29,14 @@ type Query struct {
 	Stream   Health
 }
 
+// deadline returns when a long-poll that starts now ends; zero without wait.
+func (q Query) deadline() time.Time {
+	if q.Wait <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(q.Wait)
+}
+
 // ParseQuery parses the parameters of GET /events: since, limit, topics, wait
 // and stream. A parameter that does not parse, is out of range or is
 // repeated is an EINVALID error naming it; unknown parameters are ignored
