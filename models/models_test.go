@@ -1,6 +1,7 @@
 package models
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -53,14 +54,14 @@ func TestOrderQueue(t *testing.T) {
 	for _, e := range es {
 		toks = append(toks, e.Token)
 	}
-	if want := []int{5, 4, 2, 1, 6, 3}; !equal(toks, want) {
+	if want := []int{5, 4, 2, 1, 6, 3}; !slices.Equal(toks, want) {
 		t.Fatalf("order %v, want %v", toks, want)
 	}
 	if es[1].Position != 1 || es[1].EstimatedWaitMinutes != 12 || es[4].Position != 4 || es[4].EstimatedWaitMinutes != 48 || es[0].Position != 0 {
 		t.Fatalf("positions: %+v %+v %+v", es[0], es[1], es[4])
 	}
 	b := NewBoard(&Doctor{Meta: Meta{ID: "doc_1"}, Name: "Dr"}, "2026-11-22", es, 12)
-	if *b.NowServing != 5 || !equal(b.Waiting, []int{4, 2, 1, 6}) || b.WaitingCount != 4 || b.EstimatedWaitMinutes != 60 {
+	if *b.NowServing != 5 || !slices.Equal(b.Waiting, []int{4, 2, 1, 6}) || b.WaitingCount != 4 || b.EstimatedWaitMinutes != 60 {
 		t.Fatalf("board %+v", b)
 	}
 }
@@ -99,16 +100,4 @@ func TestIDs(t *testing.T) {
 	if !ValidID(EntityQueue, id) || ValidID(EntityPatient, id) || ValidID(EntityQueue, id+"x") || ValidID(EntityQueue, "q_../../../../etc/passwd") {
 		t.Fatalf("ValidID misjudges %s", id)
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

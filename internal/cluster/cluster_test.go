@@ -156,6 +156,15 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 	}
 }
 
+// three starts three instances on one fresh Postgres schema; urlSuffix is
+// appended to its URL.
+func three(t *testing.T, urlSuffix string) (a, b, c *apptest.Server) {
+	t.Helper()
+	url, dialect := testdb.URL(t)
+	url += urlSuffix
+	return apptest.StartURL(t, url, dialect, noScan), apptest.StartURL(t, url, dialect, noScan), apptest.StartURL(t, url, dialect, noScan)
+}
+
 // noScan proves delivery comes from LISTEN/NOTIFY, not the relay's safety net.
 func noScan(c *app.Config) { c.RelayScan = time.Hour; c.Heartbeat = time.Second }
 
@@ -171,10 +180,7 @@ func head(t *testing.T, s *apptest.Server, tenant string) int64 {
 // long-polls on B and C, complete and in order.
 func TestCrossInstanceFanOut(t *testing.T) {
 	testdb.RequirePostgres(t)
-	url, dialect := testdb.URL(t)
-	a := apptest.StartURL(t, url, dialect, noScan)
-	b := apptest.StartURL(t, url, dialect, noScan)
-	c := apptest.StartURL(t, url, dialect, noScan)
+	a, b, c := three(t, "")
 	tok := a.Token("fan", models.RoleAdmin, "w")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -220,10 +226,7 @@ func TestCrossInstanceFanOut(t *testing.T) {
 // on another from their cursor, with nothing lost or doubled.
 func TestInstanceDiesMidStream(t *testing.T) {
 	testdb.RequirePostgres(t)
-	url, dialect := testdb.URL(t)
-	a := apptest.StartURL(t, url, dialect, noScan)
-	b := apptest.StartURL(t, url, dialect, noScan)
-	c := apptest.StartURL(t, url, dialect, noScan)
+	a, b, c := three(t, "")
 	tok := a.Token("die", models.RoleAdmin, "w")
 	var mu sync.Mutex
 	alive := []string{b.URL, c.URL}
@@ -269,12 +272,8 @@ func TestInstanceDiesMidStream(t *testing.T) {
 // reconnect, every subscriber on every instance has every event.
 func TestListenerCut(t *testing.T) {
 	testdb.RequirePostgres(t)
-	url, dialect := testdb.URL(t)
 	app := "cut" + strings.ToLower(models.NewID("x")[2:10])
-	url += "&application_name=" + app
-	a := apptest.StartURL(t, url, dialect, noScan)
-	b := apptest.StartURL(t, url, dialect, noScan)
-	c := apptest.StartURL(t, url, dialect, noScan)
+	a, b, c := three(t, "&application_name="+app)
 	tok := a.Token("cut", models.RoleAdmin, "w")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
