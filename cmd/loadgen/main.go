@@ -9,10 +9,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -82,7 +82,8 @@ func raiseNoFile() {
 
 type server struct {
 	cmd  *exec.Cmd
-	base string
+	addr string // host:port
+	base string // "http://" + addr
 }
 
 func startServer(ctx context.Context, bin, dbURL string) (*server, error) {
@@ -98,7 +99,7 @@ func startServer(ctx context.Context, bin, dbURL string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &server{cmd: cmd, base: "http://" + addr}
+	s := &server{cmd: cmd, addr: addr, base: "http://" + addr}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if r, err := http.Get(s.base + "/readyz"); err == nil {
@@ -208,7 +209,8 @@ func run(o options) error {
 	sent := make([]atomic.Int64, maxWrites)
 	var lats []time.Duration
 	var latMu sync.Mutex
-	var ready, received atomic.Int64
+	var ready, failed, received atomic.Int64
+	var subErr atomic.Value // the first subscriber's error before it was ready
 	baseRSS := sub.rssKiB()
 	subCtx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
@@ -217,7 +219,7 @@ func run(o options) error {
 		subsWG.Add(1)
 		go func() {
 			defer subsWG.Done()
-			subscribe(subCtx, sub.base, tok, o.topics, &ready, func(n int, at time.Time) {
+			err := subscribe(subCtx, sub.addr, tok, o.topics, &ready, func(n int, at time.Time) {
 				if s := sent[n].Load(); s > 0 {
 					latMu.Lock()
 					lats = append(lats, at.Sub(time.Unix(0, s)))
@@ -225,17 +227,25 @@ func run(o options) error {
 					received.Add(1)
 				}
 			})
+			if errors.Is(err, errNotReady) {
+				failed.Add(1)
+				subErr.CompareAndSwap(nil, err)
+			}
 		}()
 		if i%200 == 199 {
 			time.Sleep(20 * time.Millisecond) // do not stampede the accept queue
 		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for ready.Load() < int64(o.subscribers) && time.Now().Before(deadline) {
+	for ready.Load()+failed.Load() < int64(o.subscribers) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if ready.Load() < int64(o.subscribers) {
-		return fmt.Errorf("only %d of %d subscribers connected", ready.Load(), o.subscribers)
+		err := fmt.Errorf("only %d of %d subscribers connected (%d failed)", ready.Load(), o.subscribers, failed.Load())
+		if e, ok := subErr.Load().(error); ok {
+			err = fmt.Errorf("%w: first failure: %w", err, e)
+		}
+		return err
 	}
 	time.Sleep(o.idleWait)
 	idleRSS := sub.rssKiB()
@@ -345,40 +355,6 @@ func run(o options) error {
 
 func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
-}
-
-// subscribe follows the stream and reports each patients.created event's
-// writer number with its receive time.
-func subscribe(ctx context.Context, base, tok, topics string, ready *atomic.Int64, got func(n int, at time.Time)) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/stream?topics="+topics, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	// One transport per subscriber: one TCP connection each, as browsers have.
-	tr := &http.Transport{DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	res, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return
-	}
-	defer res.Body.Close()
-	ready.Add(1)
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte("data:")) {
-			continue
-		}
-		at := time.Now()
-		i := bytes.Index(line, []byte(`"name":"lg-`))
-		if i < 0 {
-			continue
-		}
-		rest := line[i+len(`"name":"lg-`):]
-		j := bytes.IndexByte(rest, '"')
-		if n, err := strconv.Atoi(string(rest[:max(j, 0)])); err == nil && n > 0 && n < 1<<20 {
-			got(n, at)
-		}
-	}
 }
 
 // pollPhase runs conditional polls of /api/v1/events and returns 304s per second.
