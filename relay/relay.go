@@ -6,6 +6,13 @@
 // relay reads the log after the last seq it dispatched and publishes what it
 // finds, in order. Nudges come from this process after a commit, from other
 // instances through Postgres LISTEN/NOTIFY, and from a slow safety-net scan.
+//
+// Events pruned before the relay dispatched them (after a stall longer than
+// the retention) leave a hole after its dispatched seq. The relay notices it
+// when a read does not start right after that seq, or finds nothing while a
+// nudge reported a later head; only then does it ask the log how far it is
+// pruned. It moves past the pruned seqs with a warning, tells the sinks that
+// implement Skipper, and goes on from there.
 package relay
 
 import (
@@ -17,18 +24,35 @@ import (
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/clinicpulse/clinicpulse/store"
 )
 
 // Log is the change log the relay reads.
 type Log interface {
 	ReadEvents(ctx context.Context, q models.EventQuery) ([]models.Event, error)
 	Heads(ctx context.Context) (map[string]int64, error)
+	// LogHead is asked only when a read shows a hole after the dispatched
+	// seq: it tells how far the log is pruned.
+	LogHead(ctx context.Context, tenantID string) (store.Head, error)
 }
 
 // Sink receives a tenant's events in seq order, without gaps, each once. It
 // must not block: it is called with the tenant's dispatch lock held.
+//
+// The one exception is a pruned hole: seqs pruned before they were
+// dispatched are never published. A sink that implements Skipper is told
+// before the events after the hole; any other sink sees the jump.
 type Sink interface {
 	Publish(tenantID string, events []models.Event)
+}
+
+// Skipper is a Sink told about pruned holes. Skip says that the tenant's
+// seqs in (after, through] were pruned before the relay dispatched them and
+// will never be published: the next Publish of the tenant starts after
+// through. It is called with the tenant's dispatch lock held and must not
+// block.
+type Skipper interface {
+	Skip(tenantID string, after, through int64)
 }
 
 // batch is how many events one read takes from the log.
@@ -50,6 +74,7 @@ type Relay struct {
 type tenant struct {
 	mu         sync.Mutex   // held while a batch is read and published
 	dispatched atomic.Int64 // last seq handed to the sinks; written under mu
+	nudged     atomic.Int64 // highest head a nudge reported, a seq already committed
 }
 
 // New returns a relay over log. interval is the safety-net scan period
@@ -95,8 +120,11 @@ func (r *Relay) tenant(id string) *tenant {
 
 // Nudge tells the relay that the tenant's log reached head. It never blocks.
 func (r *Relay) Nudge(tenantID string, head int64) {
-	if head <= r.tenant(tenantID).dispatched.Load() {
+	t := r.tenant(tenantID)
+	if head <= t.dispatched.Load() {
 		return
+	}
+	for n := t.nudged.Load(); head > n && !t.nudged.CompareAndSwap(n, head); n = t.nudged.Load() {
 	}
 	r.mu.Lock()
 	r.dirty[tenantID] = struct{}{}
@@ -185,9 +213,29 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for {
-		evs, err := r.log.ReadEvents(ctx, models.EventQuery{TenantID: tenantID, After: t.dispatched.Load(), Limit: batch})
+		after := t.dispatched.Load()
+		// Loaded before the read: a head committed before it, which the
+		// read sees unless it was pruned.
+		nudged := t.nudged.Load()
+		evs, err := r.log.ReadEvents(ctx, models.EventQuery{TenantID: tenantID, After: after, Limit: batch})
 		if err != nil {
 			return err
+		}
+		if (len(evs) > 0 && evs[0].Seq != after+1) || (len(evs) == 0 && nudged > after) {
+			// A hole (never the common case: a tenant's transactions
+			// commit in seq order).
+			moved, err := r.skipPruned(ctx, tenantID, t, after)
+			if err != nil {
+				return err
+			}
+			if moved {
+				continue // read again from after the hole
+			}
+			if len(evs) > 0 {
+				// Not pruned: the missing seqs may still show up.
+				return fmt.Errorf("relay: tenant %s: the log has seq %d after %d, and is not pruned past %d", tenantID, evs[0].Seq, after, after)
+			}
+			return nil
 		}
 		if len(evs) > 0 {
 			for _, s := range r.sinks {
@@ -199,4 +247,25 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 			return nil
 		}
 	}
+}
+
+// skipPruned moves the tenant's dispatched seq past what the log pruned
+// after it, if anything, and reports whether it did.
+func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, after int64) (bool, error) {
+	h, err := r.log.LogHead(ctx, tenantID)
+	if err != nil {
+		return false, err
+	}
+	if h.PrunedThrough <= after {
+		return false, nil
+	}
+	r.logger.Warn("relay: events were pruned before they were dispatched; moving past them (streams behind the hole get a reset when they resume)",
+		"tenant", tenantID, "after", after, "through", h.PrunedThrough, "missed", h.PrunedThrough-after)
+	for _, s := range r.sinks {
+		if sk, ok := s.(Skipper); ok {
+			sk.Skip(tenantID, after, h.PrunedThrough)
+		}
+	}
+	t.dispatched.Store(h.PrunedThrough)
+	return true, nil
 }

@@ -1,9 +1,14 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,10 +18,16 @@ import (
 	"github.com/clinicpulse/clinicpulse/store"
 )
 
-// recorder is a sink that keeps what it was handed, per tenant.
+// recorder is a sink that keeps what it was handed, per tenant: the seqs,
+// and a trace of seqs and skipped holes in the order they came.
 type recorder struct {
-	mu   sync.Mutex
-	seqs map[string][]int64
+	mu    sync.Mutex
+	seqs  map[string][]int64
+	trace map[string][]string
+}
+
+func newRecorder() *recorder {
+	return &recorder{seqs: map[string][]int64{}, trace: map[string][]string{}}
 }
 
 func (r *recorder) Publish(tenant string, evs []models.Event) {
@@ -24,7 +35,32 @@ func (r *recorder) Publish(tenant string, evs []models.Event) {
 	defer r.mu.Unlock()
 	for _, e := range evs {
 		r.seqs[tenant] = append(r.seqs[tenant], e.Seq)
+		r.trace[tenant] = append(r.trace[tenant], fmt.Sprint(e.Seq))
 	}
+}
+
+// Skip implements relay.Skipper.
+func (r *recorder) Skip(tenant string, after, through int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trace[tenant] = append(r.trace[tenant], fmt.Sprintf("skip %d-%d", after, through))
+}
+
+func (r *recorder) traceOf(tenant string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.trace[tenant])
+}
+
+// countingLog is the store, counting the relay's LogHead queries.
+type countingLog struct {
+	*store.Store
+	logHeads atomic.Int64
+}
+
+func (l *countingLog) LogHead(ctx context.Context, tenant string) (store.Head, error) {
+	l.logHeads.Add(1)
+	return l.Store.LogHead(ctx, tenant)
 }
 
 func (r *recorder) len(tenant string) int {
@@ -59,8 +95,9 @@ func TestDispatchGapFreeInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec := &recorder{seqs: map[string][]int64{}}
-	rl = relay.New(st, time.Hour, nil) // no safety net: nudges alone must do it
+	rec := newRecorder()
+	cl := &countingLog{Store: st}
+	rl = relay.New(cl, time.Hour, nil) // no safety net: nudges alone must do it
 	rl.AddSink(rec)
 	if err := rl.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -108,6 +145,11 @@ func TestDispatchGapFreeInOrder(t *testing.T) {
 			t.Fatalf("%s: relay head %d, want %d", tn, h, want+1)
 		}
 	}
+	// Racing nudges make empty and partial reads, never a hole: the hot
+	// path asks the log nothing but its events.
+	if n := cl.logHeads.Load(); n != 0 {
+		t.Fatalf("%d LogHead queries without a hole, want 0", n)
+	}
 }
 
 // TestSafetyNetScan: a commit whose nudge was lost is dispatched by the scan.
@@ -118,7 +160,7 @@ func TestSafetyNetScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rec := &recorder{seqs: map[string][]int64{}}
+	rec := newRecorder()
 	rl := relay.New(st, 50*time.Millisecond, nil)
 	rl.AddSink(rec)
 	if err := rl.Start(context.Background()); err != nil {
@@ -140,5 +182,147 @@ func TestSafetyNetScan(t *testing.T) {
 	}
 	if got := rec.seqs["lost"]; len(got) != 3 || got[0] != 1 || got[2] != 3 {
 		t.Fatalf("scan dispatched %v, want [1 2 3]", got)
+	}
+}
+
+// syncBuffer is a log destination safe for the relay's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestPrunedHole: the relay stalled (here: it has not run yet and every
+// nudge was lost) while its tenants' events after what it dispatched were
+// pruned. Tenant "hole" has events after the pruned ones, tenant "gone" has
+// none. The relay must move past each hole (one LogHead query each), tell
+// the sinks that can hear it which seqs will never come, log a warning
+// without patient data, and then dispatch without a gap as before.
+func TestPrunedHole(t *testing.T) {
+	url, dialect := testdb.URL(t)
+	var offset atomic.Int64 // the store's clock runs ahead by this
+	var rlp atomic.Pointer[relay.Relay]
+	st, err := store.Open(context.Background(), url, store.Options{
+		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
+		OnCommit: func(tenant string, head int64, _ int) {
+			if rl := rlp.Load(); rl != nil {
+				rl.Nudge(tenant, head)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const secret = "Ada Secretname"
+	create := func(tenant string, n int) {
+		t.Helper()
+		ctx := models.NewContextWithActor(context.Background(), models.Actor{Subject: "w", TenantID: tenant, Role: models.RoleAdmin})
+		for range n {
+			if _, err := st.Create(ctx, &models.Patient{Name: secret}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	create("hole", 1) // history: seq 1 is dispatched at Start
+	create("gone", 1)
+
+	rec := newRecorder()
+	cl := &countingLog{Store: st}
+	logs := &syncBuffer{}
+	rl := relay.New(cl, 30*time.Millisecond, slog.New(slog.NewTextHandler(logs, nil)))
+	rl.AddSink(rec)
+	if err := rl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The stall: seqs 2-4 are committed, never dispatched, and pruned.
+	create("hole", 3)
+	create("gone", 3)
+	offset.Store(int64(2 * time.Hour))
+	if _, err := st.Prune(context.Background(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	create("hole", 2) // seqs 5 and 6, after the hole
+	for _, tn := range []string{"hole", "gone"} {
+		if h, err := st.LogHead(context.Background(), tn); err != nil || h.PrunedThrough != 4 {
+			t.Fatalf("%s: log head %+v, %v; want pruned through 4", tn, h, err)
+		}
+	}
+	if h := rl.Head("hole"); h != 1 {
+		t.Fatalf("relay head %d before it runs, want 1", h)
+	}
+
+	rlp.Store(rl) // from here nudges reach the relay
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { rl.Run(ctx); close(done) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	defer stop()
+
+	wait := func(tenant string, head int64) time.Duration {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for rl.Head(tenant) < head && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if h := rl.Head(tenant); h != head {
+			t.Fatalf("%s: relay head %d after %v, want %d (the log's head; events through 4 were pruned)",
+				tenant, h, time.Since(start).Round(time.Millisecond), head)
+		}
+		return time.Since(start)
+	}
+	tHole, tGone := wait("hole", 6), wait("gone", 4)
+	t.Logf("%s relay moved past the holes: tenant hole (events after it) in %v, tenant gone (none after it) in %v; scan period 30ms",
+		testdb.Describe(dialect), tHole.Round(time.Millisecond), tGone.Round(time.Millisecond))
+
+	// Past the hole, new events are dispatched as usual, from a nudge.
+	create("hole", 1)
+	create("gone", 1)
+	wait("hole", 7)
+	wait("gone", 5)
+	time.Sleep(50 * time.Millisecond) // anything extra would show up now
+	stop()
+
+	for tn, want := range map[string][]string{
+		"hole": {"skip 1-4", "5", "6", "7"},
+		"gone": {"skip 1-4", "5"},
+	} {
+		if got := rec.traceOf(tn); !slices.Equal(got, want) {
+			t.Errorf("%s: sink saw %q, want %q", tn, got, want)
+		}
+	}
+	if n := cl.logHeads.Load(); n != 2 {
+		t.Errorf("%d LogHead queries, want 2 (one per hole)", n)
+	}
+	out := logs.String()
+	for _, tn := range []string{"hole", "gone"} {
+		if !strings.Contains(out, "tenant="+tn+" after=1 through=4") {
+			t.Errorf("no warning for %s's hole in the log:\n%s", tn, out)
+		}
+	}
+	if n := strings.Count(out, "level=WARN"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, out)
+	}
+	if strings.Contains(out, "Secretname") {
+		t.Errorf("the log holds patient data:\n%s", out)
 	}
 }
