@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
@@ -95,7 +96,9 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.MaxDuration > 0 {
 		period = min(period, max(cfg.MaxDuration/20, 10*time.Millisecond))
 	}
-	return &Handler{cfg: cfg, hub: NewHub(cfg.Buffer, period, cfg.Logger)}
+	hub := NewHub(cfg.Buffer, period, cfg.Logger)
+	hub.heartbeat, hub.writeTimeout, hub.maxDuration = cfg.Heartbeat, cfg.WriteTimeout, cfg.MaxDuration
+	return &Handler{cfg: cfg, hub: hub}
 }
 
 // Hub returns the handler's hub, the relay's sink.
@@ -154,12 +157,22 @@ func (h *Handler) Stream(c echo.Context) error {
 		return nil
 	}
 	// Hijacked: start on the request's goroutine, then let it (and
-	// net/http's connection state with its buffers) go; a fresh goroutine
-	// with a shallow stack carries the idle stream.
+	// net/http's connection state with its buffers) go.
 	if !st.start() {
 		st.end()
 		return nil
 	}
+	if st.raw != nil {
+		// A plain TCP connection: the shard's writer carries the stream.
+		_ = st.conn.SetWriteDeadline(time.Time{})
+		if !h.hub.attach(st.sub, st.conn, st.raw) {
+			st.buf = AppendComment(st.buf[:0], "server shutting down; reconnect")
+			_ = st.flushBuf()
+			st.end()
+		}
+		return nil
+	}
+	// TLS: a fresh goroutine with a shallow stack carries the stream.
 	go st.run()
 	return nil
 }
@@ -190,6 +203,14 @@ func (st *stream) hijack(res *echo.Response, rc *http.ResponseController) bool {
 	res.Status, res.Committed = http.StatusOK, true // for the request log and metrics
 	st.conn, st.out = conn, connSink{conn}
 	st.buf = append(st.buf, b.Bytes()...)
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			// Writer-driven: the connection's reader is started by attach;
+			// the request's context stays valid until Stream returns.
+			st.raw = raw
+			return true
+		}
+	}
 	// net/http cancels the request's context when the handler returns:
 	// the stream's own ends when the client closes its side (a read
 	// returns) or the stream closes the connection.
@@ -274,7 +295,7 @@ func (h *Handler) open(c echo.Context) (*stream, error) {
 // the count of running streams.
 func (st *stream) end() {
 	if st.sub != nil {
-		st.h.hub.unsubscribe(st.tenant, st.sub)
+		st.h.hub.unsubscribe(st.sub)
 	}
 	st.finish()
 	st.h.hub.leave()
@@ -292,7 +313,8 @@ type stream struct {
 	h      *Handler
 	ctx    context.Context // the request's, or the hijacked connection's
 	cancel context.CancelFunc
-	conn   net.Conn // set when hijacked
+	conn   net.Conn        // set when hijacked
+	raw    syscall.RawConn // set when hijacked from plain TCP
 	out    sink
 	cur    cursor
 	tenant string
@@ -300,7 +322,6 @@ type stream struct {
 	topics models.Topics
 	sub    *subscriber
 
-	floor    int64     // the last seq passed: events <= floor are not sent again
 	deadline time.Time // the write deadline in force
 	lastBeat time.Time // the last heartbeat (or the start)
 	endAt    time.Time // when the time limit ends the stream (zero: never)
@@ -319,7 +340,7 @@ func (st *stream) start() bool {
 	h, ctx, cur := st.h, st.ctx, st.cur
 
 	var dispatched int64
-	var recent []*batch
+	var first *batch
 	var inRecent bool
 	at := int64(-1)
 	if cur.set && !cur.bad {
@@ -327,10 +348,11 @@ func (st *stream) start() bool {
 	}
 	h.cfg.Relay.Sync(st.tenant, func(d int64) {
 		dispatched = d
-		st.sub, recent, inRecent = h.hub.subscribe(st.tenant, st.scope, st.topics, st.out, min(at, d))
+		st.sub, first, inRecent = h.hub.subscribe(st.tenant, st.scope, st.topics, st.raw == nil, st.out, min(at, d))
 	})
-	st.floor = dispatched
-	if inRecent && at < dispatched && (len(recent) == 0 || recent[len(recent)-1].lastSeq() != dispatched) {
+	sub := st.sub
+	sub.floor = dispatched
+	if inRecent && at < dispatched && (first == nil || len(sub.at.events) == 0 || sub.at.lastSeq() != dispatched) {
 		inRecent = false // not what the hub published last: ask the log
 	}
 
@@ -351,7 +373,7 @@ func (st *stream) start() bool {
 		if cur.seq > head.Seq {
 			st.buf = AppendReset(st.buf, ResetAhead, dispatched)
 		} else {
-			st.floor = cur.seq
+			sub.floor = cur.seq
 		}
 	case inRecent:
 		// Recent enough for the hub's memory: no query, frames already
@@ -359,16 +381,19 @@ func (st *stream) start() bool {
 		if st.writeBuf() != nil {
 			return false
 		}
-		st.floor = cur.seq
-		for _, b := range recent {
-			_, n, err := st.writeBatch(b)
+		sub.floor = cur.seq
+		for b := first; ; b = b.next.Load() {
+			n, err := st.writeBatch(b)
 			if err != nil {
 				return false
 			}
 			h.hub.stats.delivered.Add(int64(n))
 			h.hub.stats.replayed.Add(int64(n))
+			if b == sub.at {
+				break
+			}
 		}
-		st.floor = dispatched
+		sub.floor = dispatched
 	default:
 		if err := st.replay(ctx, cur.seq, dispatched); err != nil {
 			if !errors.Is(err, errGone) {
@@ -442,7 +467,7 @@ func (st *stream) replay(ctx context.Context, after, until int64) error {
 		default:
 		}
 	}
-	st.floor = until
+	st.sub.floor = until
 	return nil
 }
 
@@ -453,8 +478,8 @@ func (st *stream) live() {
 	st.startClock()
 	for beat := hub.beat(sub.shard); ; {
 		select {
-		case b, ok := <-sub.ch:
-			if !ok || sub.dead.Load() || st.drain(b) != nil {
+		case <-sub.wake:
+			if sub.dead.Load() || st.drain() != nil {
 				return // too slow (the client resumes from its cursor), or gone
 			}
 		case <-beat:
@@ -506,41 +531,28 @@ func (st *stream) tick() bool {
 	return true
 }
 
-// drain writes b and whatever else is queued, then flushes once.
+// drain writes the batches published since the last drain, then flushes
+// once.
 //
 //go:noinline
-func (st *stream) drain(b *batch) error {
-	sub := st.sub
-	const most = 1 << 20 // bytes per flush
-	written, frames := 0, 0
-	for {
-		n, f, err := st.writeBatch(b)
-		written, frames = written+n, frames+f
-		if err != nil {
-			return err
-		}
-		if written >= most {
-			break
-		}
-		var ok bool
-		select {
-		case b, ok = <-sub.ch:
-			if !ok || sub.dead.Load() {
-				return errGone
-			}
-			continue
-		default:
-		}
-		break
-	}
+func (st *stream) drain() error {
+	frames := 0
+	err := st.sub.take(func(b *batch) error {
+		n, err := st.writeBatch(b)
+		frames += n
+		return err
+	})
 	st.h.hub.stats.delivered.Add(int64(frames))
+	if err != nil {
+		return err
+	}
 	return st.flush()
 }
 
 // writeBatch writes the events of b that are new and visible to the
 // stream, each run of consecutive frames in one write, and returns the
-// bytes and frames written.
-func (st *stream) writeBatch(b *batch) (written, frames int, err error) {
+// frames written.
+func (st *stream) writeBatch(b *batch) (frames int, err error) {
 	sub := st.sub
 	runStart, runEnd := -1, -1
 	write := func() error {
@@ -554,19 +566,18 @@ func (st *stream) writeBatch(b *batch) (written, frames int, err error) {
 			st.failed = true
 			return err
 		}
-		written += runEnd - runStart
 		runStart = -1
 		return nil
 	}
 	for i := range b.events {
 		e := &b.events[i]
-		if e.Seq <= st.floor {
+		if e.Seq <= sub.floor {
 			continue
 		}
-		st.floor = e.Seq
+		sub.floor = e.Seq
 		if !sub.visible(e) {
 			if err := write(); err != nil {
-				return written, frames, err
+				return frames, err
 			}
 			continue
 		}
@@ -577,7 +588,7 @@ func (st *stream) writeBatch(b *batch) (written, frames int, err error) {
 		runEnd = end
 		frames++
 	}
-	return written, frames, write()
+	return frames, write()
 }
 
 // setDeadline gives the next write WriteTimeout to complete, reusing a
@@ -646,7 +657,9 @@ func (st *stream) finish() {
 			_ = tcp.SetLinger(0)
 		}
 		_ = st.conn.Close()
-		st.cancel()
+		if st.cancel != nil {
+			st.cancel()
+		}
 		return
 	}
 	if !st.failed && (st.sub == nil || !st.sub.dead.Load()) {

@@ -15,15 +15,28 @@ import (
 // relay's sink: Publish is called per tenant in seq order, without gaps,
 // with the tenant's dispatch lock held, and never waits on a client.
 //
-// Each batch is encoded once, whatever the number of subscribers; a
-// subscriber's queue holds pointers to shared batches. A queue that is full
-// when a batch arrives means the client cannot keep up: the subscriber is
-// dropped on the spot and its connection ended (its client resumes from its
-// cursor), which is what keeps one stalled tablet from slowing the clinic.
+// Each batch is encoded once, whatever the number of subscribers, and
+// linked after the tenant's previous one: the tenant's batches form one
+// chain, and a subscriber is a pointer into it (the last batch it took).
+// Publishing appends to the chain and wakes the writers; nothing is queued
+// per subscriber. A subscriber more than Buffer batches behind when the
+// writers look at it cannot keep up: it is dropped on the spot and its
+// connection ended (its client resumes from its cursor), which is what
+// keeps one stalled tablet from slowing the clinic.
 // — centrifuge writer.go, mercure handleFullChan.
+//
+// Streams on plain TCP connections (HTTP/1.x, hijacked) have no goroutine
+// of their own to write: one writer goroutine per shard walks its
+// subscribers after each publish and writes each one's new frames to its
+// socket in one non-blocking write (writer.go). Only a socket whose buffer
+// is full gets a goroutine, until it drains or its write deadline passes.
+// Other streams (HTTP/2, TLS) write on their own goroutine, woken by
+// Publish.
 type Hub struct {
-	buffer int
+	buffer int64
 	logger *slog.Logger
+	// What the writers need of the handler's configuration.
+	heartbeat, writeTimeout, maxDuration time.Duration
 
 	mu      sync.RWMutex
 	tenants map[string]*audience
@@ -32,18 +45,19 @@ type Hub struct {
 	drained chan struct{} // closed when closed && active == 0
 	done    chan struct{} // closed by Close: streams end
 
-	// The clock: one goroutine for the whole hub wakes the streams for
+	// The clock: one goroutine for the whole hub wakes the shards for
 	// heartbeats and time limits, a shard at a time, instead of a timer per
 	// connection. Each shard's channel is closed and replaced every period.
 	// Close also closes every shard's channel for good, which is how an
 	// idle stream learns of the shutdown (one select case fewer).
 	period    time.Duration
-	shards    [nShards]atomic.Pointer[chan struct{}]
-	shardMu   sync.Mutex // serialises closing shard channels
+	beats     [nShards]atomic.Pointer[chan struct{}]
+	beatMu    sync.Mutex // serialises closing beat channels
 	stopped   atomic.Bool
 	nextShard atomic.Uint32
-	clockOn   bool          // under mu
-	clockDone chan struct{} // closed when the clock goroutine returns
+	clockOn   bool           // under mu: the clock and the writers run
+	workers   sync.WaitGroup // the clock and the writers
+	shards    [nShards]shard
 
 	stats struct {
 		subscribed, overflows, delivered, replayed, batches atomic.Int64
@@ -52,17 +66,28 @@ type Hub struct {
 
 const nShards = 8
 
-// audience is a tenant's set of subscribers, and its recent batches.
+// audience is a tenant's subscribers and the chain of its batches.
 type audience struct {
-	mu   sync.Mutex
-	subs []*subscriber
-	// recent holds the last batches published, oldest first: seqs without
-	// a gap up to the last one dispatched. A client that reconnects with a
-	// recent cursor (a cut, a deploy, a time limit) replays from here, from
-	// frames already encoded, without reading the database.
-	recent       []*batch
+	mu sync.Mutex // serialises Publish and subscribe
+	// tail is the last batch published (a sentinel without events before
+	// the first); published is tail.n, for lag checks without the lock.
+	tail      *batch
+	published atomic.Int64
+	// oldest is the first of the recent batches: seqs without a gap up to
+	// tail. A client that reconnects with a recent cursor (a cut, a
+	// deploy, a time limit) replays from here, from frames already
+	// encoded, without reading the database.
+	oldest       *batch
 	recentEvents int
 	recentBytes  int
+	// own are the streams that write on their own goroutine (under mu).
+	own []*subscriber
+	// gen counts the holes the tenant's chain has jumped (Skip).
+	gen atomic.Int64
+	// bySh are the writer-driven streams of each shard, and whether the
+	// shard's writer has this audience to visit (under that shard's mu).
+	bySh    [nShards][]*subscriber
+	dirtyIn [nShards]bool
 }
 
 // What an audience keeps of its recent batches.
@@ -71,40 +96,47 @@ const (
 	recentMaxBytes  = 1 << 20
 )
 
-func (a *audience) remember(b *batch) {
-	a.recent = append(a.recent, b)
+func newAudience() *audience {
+	a := &audience{tail: &batch{}}
+	return a
+}
+
+// add links b after the tail and keeps it among the recent batches.
+func (a *audience) add(b *batch) {
+	b.n = a.tail.n + 1
+	a.tail.next.Store(b)
+	a.tail = b
+	a.published.Store(b.n)
+	if a.oldest == nil {
+		a.oldest = b
+	}
 	a.recentEvents += len(b.events)
 	a.recentBytes += len(b.frames)
-	for len(a.recent) > 1 && (a.recentEvents > recentMaxEvents || a.recentBytes > recentMaxBytes) {
-		old := a.recent[0]
-		a.recent[0] = nil
-		a.recent = a.recent[1:]
-		a.recentEvents -= len(old.events)
-		a.recentBytes -= len(old.frames)
-	}
-	if cap(a.recent) > 2*len(a.recent)+16 {
-		a.recent = append([]*batch(nil), a.recent...)
+	for a.oldest != b && (a.recentEvents > recentMaxEvents || a.recentBytes > recentMaxBytes) {
+		a.recentEvents -= len(a.oldest.events)
+		a.recentBytes -= len(a.oldest.frames)
+		a.oldest = a.oldest.next.Load()
 	}
 }
 
-// since returns the recent batches holding every event after cursor, or
-// false when the oldest kept is later than cursor+1.
-func (a *audience) since(cursor int64) ([]*batch, bool) {
-	for i, b := range a.recent {
-		first, last := b.events[0].Seq, b.events[len(b.events)-1].Seq
-		if i == 0 && first > cursor+1 {
+// since returns the first recent batch holding an event after cursor (the
+// rest follow it up to the tail), or false when the oldest kept is later
+// than cursor+1. Call with mu held.
+func (a *audience) since(cursor int64) (*batch, bool) {
+	for b := a.oldest; b != nil; b = b.next.Load() {
+		if b == a.oldest && b.events[0].Seq > cursor+1 {
 			return nil, false
 		}
-		if last > cursor {
-			return append([]*batch(nil), a.recent[i:]...), true
+		if b.lastSeq() > cursor {
+			return b, true
 		}
 	}
-	return nil, len(a.recent) > 0
+	return nil, a.oldest != nil
 }
 
-// NewHub returns a hub whose subscribers queue up to buffer batches, and
-// whose clock wakes every stream once per period (the heartbeat, or less
-// when streams have a time limit).
+// NewHub returns a hub whose subscribers may fall up to buffer batches
+// behind, and whose clock wakes every stream once per period (the
+// heartbeat, or less when streams have a time limit).
 func NewHub(buffer int, period time.Duration, logger *slog.Logger) *Hub {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
@@ -115,44 +147,95 @@ func NewHub(buffer int, period time.Duration, logger *slog.Logger) *Hub {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{buffer: buffer, logger: logger, period: period, tenants: map[string]*audience{},
-		drained: make(chan struct{}), done: make(chan struct{}), clockDone: make(chan struct{})}
-	for i := range h.shards {
+	h := &Hub{buffer: int64(buffer), logger: logger, period: period, heartbeat: period, writeTimeout: DefaultWriteTimeout,
+		tenants: map[string]*audience{}, drained: make(chan struct{}), done: make(chan struct{})}
+	for i := range h.beats {
 		c := make(chan struct{})
-		h.shards[i].Store(&c)
+		h.beats[i].Store(&c)
+		h.shards[i] = shard{wake: make(chan struct{}, 1), auds: map[*audience]struct{}{}}
 	}
 	return h
 }
 
 // subscriber is one stream's registration.
 type subscriber struct {
-	ch     chan *batch // closed by the hub when the subscriber overflows
+	a      *audience
 	scope  models.Scope
 	topics models.Topics
 	mask   topicMask // topics as a bit set
 	all    bool      // staff without a topic filter: every event
 	shard  int
-	idx    int // position in the audience; -1 once removed (under audience.mu)
-	dead   atomic.Bool
-	// wd ends a write blocked on a client that stopped reading; set before
-	// the subscriber is registered and only called with audience.mu held,
-	// while the stream is still running.
-	wd interface{ SetWriteDeadline(time.Time) error }
+	idx    int // position in a.own or a.bySh[shard]; -1 once removed
+
+	// at is the last batch taken (only the stream's writer moves it);
+	// taken is at.n, for the lag checks of others.
+	at    *batch
+	gen   int64 // a.gen when it subscribed
+	taken atomic.Int64
+	floor int64 // the last seq passed: events <= floor are not sent again
+	dead  atomic.Bool
+
+	// Streams on their own goroutine: wake is poked by Publish; wd ends a
+	// write blocked on a client that stopped reading (set before the
+	// subscriber is registered, called with audience.mu held while the
+	// stream runs).
+	wake chan struct{}
+	wd   interface{ SetWriteDeadline(time.Time) error }
+
+	// Writer-driven streams (writer.go).
+	sock *socket
 }
 
 func (s *subscriber) visible(e *models.Event) bool {
 	return s.all || s.scope.Visible(e, s.topics)
 }
 
+// take moves s past the batches published since it last took, calling fn
+// for each one it wants. Only the stream's writer calls it.
+func (s *subscriber) take(fn func(b *batch) error) error {
+	for b := s.at.next.Load(); b != nil; b = b.next.Load() {
+		if b.wanted(s) {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		s.at = b
+		s.taken.Store(b.n)
+	}
+	return nil
+}
+
+// appendNew appends the frames of b that are new and visible to s, and
+// reports how many.
+func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
+	frames := 0
+	for i := range b.events {
+		e := &b.events[i]
+		if e.Seq <= s.floor {
+			continue
+		}
+		s.floor = e.Seq
+		if s.visible(e) {
+			start, end := b.frame(i)
+			dst = append(dst, b.frames[start:end]...)
+			frames++
+		}
+	}
+	return dst, frames
+}
+
 // batch is one Publish call's events, encoded once for every subscriber.
+// It never changes once linked into its audience's chain.
 type batch struct {
 	events []models.Event
 	frames []byte  // the frames of all events, back to back
 	ends   []int32 // ends[i] is where event i's frame ends in frames
 	mask   topicMask
-	// patients maps a patient id to the topics of its events in the batch;
-	// built on the first patient subscriber's question.
+	// patients maps a patient id to the topics of its events in the
+	// batch, for batches too long to scan per patient subscriber.
 	patients map[string]topicMask
+	n        int64                 // the batch's number in its audience
+	next     atomic.Pointer[batch] // the batch published after this one
 }
 
 func (b *batch) lastSeq() int64 { return b.events[len(b.events)-1].Seq }
@@ -163,6 +246,10 @@ func (b *batch) frame(i int) (start, end int) {
 	}
 	return start, int(b.ends[i])
 }
+
+// patientScan is how many events a patient subscriber's question scans
+// before the batch indexes its events by patient.
+const patientScan = 8
 
 func newBatch(events []models.Event, logger *slog.Logger) *batch {
 	b := &batch{events: events, ends: make([]int32, len(events))}
@@ -178,6 +265,12 @@ func newBatch(events []models.Event, logger *slog.Logger) *batch {
 		}
 		b.ends[i] = int32(len(b.frames))
 		b.mask |= maskOf(events[i].Entity)
+		if p := events[i].PatientID; p != "" && len(events) > patientScan {
+			if b.patients == nil {
+				b.patients = map[string]topicMask{}
+			}
+			b.patients[p] |= maskOf(events[i].Entity)
+		}
 	}
 	return b
 }
@@ -197,21 +290,13 @@ func (b *batch) wanted(s *subscriber) bool {
 		if b.mask&s.mask&boardBit != 0 {
 			return true
 		}
-		if len(b.events) <= 8 {
+		if len(b.events) <= patientScan {
 			for i := range b.events {
 				if s.scope.Visible(&b.events[i], s.topics) {
 					return true
 				}
 			}
 			return false
-		}
-		if b.patients == nil {
-			b.patients = map[string]topicMask{}
-			for i := range b.events {
-				if p := b.events[i].PatientID; p != "" {
-					b.patients[p] |= maskOf(b.events[i].Entity)
-				}
-			}
 		}
 		return b.patients[s.scope.PatientID]&s.mask != 0
 	}
@@ -264,53 +349,108 @@ func (h *Hub) Publish(tenantID string, events []models.Event) {
 	if a == nil {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	b := newBatch(events, h.logger)
-	a.remember(b)
+	a.mu.Lock()
+	a.add(b)
 	h.stats.batches.Add(1)
-	for i := 0; i < len(a.subs); {
-		s := a.subs[i]
-		if !b.wanted(s) {
-			i++
-			continue
-		}
-		select {
-		case s.ch <- b:
-			i++
-		default:
+	for i := 0; i < len(a.own); {
+		s := a.own[i]
+		lag := b.n - s.taken.Load()
+		switch {
+		case lag > h.buffer:
 			// The client is not keeping up: drop it now rather than wait.
-			a.remove(s)
+			a.removeOwn(s)
 			h.overflow(s)
+			continue
+		case b.wanted(s) || lag > h.buffer/2:
+			// (A stream that wants nothing of a long run of batches is
+			// woken anyway, to move past them.)
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
 		}
+		i++
+	}
+	a.mu.Unlock()
+	for i := range h.shards {
+		h.shards[i].notify(a, i)
 	}
 }
 
-// overflow ends a subscriber that could not take a batch. Its handler may
-// be blocked in a write to a client that stopped reading: a deadline in the
-// past ends that write at once (net.Conn deadlines may be set from any
-// goroutine). The handler is still running: it leaves the audience, under
-// the lock held here, before it returns.
-func (h *Hub) overflow(s *subscriber) {
-	h.stats.overflows.Add(1)
+// Skip is told by the relay that the tenant's events in (after, through]
+// were pruned before they were dispatched: they will never be published.
+// The hub forgets its recent batches (they would replay across the hole)
+// and ends the tenant's streams, which jumped it: each client resumes from
+// its cursor, and a cursor inside the hole gets a reset from the replay.
+func (h *Hub) Skip(tenantID string, after, through int64) {
+	h.mu.RLock()
+	a := h.tenants[tenantID]
+	h.mu.RUnlock()
+	if a == nil {
+		return
+	}
+	h.logger.Warn("sse: events pruned before they were published; ending the tenant's streams",
+		"tenant", tenantID, "after", after, "through", through)
+	a.mu.Lock()
+	a.oldest, a.recentEvents, a.recentBytes = nil, 0, 0
+	a.gen.Add(1)
+	for _, s := range a.own {
+		s.idx = -1
+		h.kill(s)
+	}
+	clear(a.own)
+	a.own = a.own[:0]
+	a.mu.Unlock()
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		for _, s := range a.bySh[i] {
+			s.dead.Store(true)
+			s.sock.close(false)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// kill ends a stream on its own goroutine: its next wake finds it dead.
+func (h *Hub) kill(s *subscriber) {
 	s.dead.Store(true)
-	close(s.ch)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 	if s.wd != nil {
 		_ = s.wd.SetWriteDeadline(time.Unix(1, 0))
 	}
 }
 
-func (a *audience) remove(s *subscriber) {
+// overflow ends a stream on its own goroutine that fell too far behind. Its
+// handler may be blocked in a write to a client that stopped reading: a
+// deadline in the past ends that write at once (net.Conn deadlines may be
+// set from any goroutine). The handler is still running: it leaves the
+// audience, under the lock held here, before it returns.
+func (h *Hub) overflow(s *subscriber) {
+	h.stats.overflows.Add(1)
+	h.kill(s)
+}
+
+func (a *audience) removeOwn(s *subscriber) {
+	a.own = removeSub(a.own, s)
+}
+
+// removeSub removes s from subs by its index (idempotent).
+func removeSub(subs []*subscriber, s *subscriber) []*subscriber {
 	i := s.idx
-	if i < 0 {
-		return
+	if i < 0 || i >= len(subs) || subs[i] != s {
+		return subs
 	}
-	last := len(a.subs) - 1
-	a.subs[i] = a.subs[last]
-	a.subs[i].idx = i
-	a.subs[last] = nil
-	a.subs = a.subs[:last]
+	last := len(subs) - 1
+	subs[i] = subs[last]
+	subs[i].idx = i
+	subs[last] = nil
 	s.idx = -1
+	return subs[:last]
 }
 
 // enter counts a stream as running; false once the hub is closed.
@@ -323,7 +463,11 @@ func (h *Hub) enter() bool {
 	h.active++
 	if !h.clockOn {
 		h.clockOn = true
+		h.workers.Add(1 + nShards)
 		go h.clock()
+		for i := range h.shards {
+			go h.write(i)
+		}
 	}
 	return true
 }
@@ -340,58 +484,64 @@ func (h *Hub) leave() {
 
 // subscribe registers a subscriber for a tenant's live events. Call it
 // inside relay.Sync, so that it sees every batch after the seq Sync gives.
-// With a cursor (>= 0), it also returns the recent batches after it, if the
-// hub still has them all.
-func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, wd interface{ SetWriteDeadline(time.Time) error }, cursor int64) (*subscriber, []*batch, bool) {
-	s := &subscriber{ch: make(chan *batch, h.buffer), scope: scope, topics: topics, mask: topicsMask(topics),
+// A stream on its own goroutine (own) is woken by Publish from now on; a
+// writer-driven one waits for activate. With a cursor (>= 0), it also
+// returns the first recent batch after it (the replay runs from there up
+// to s.at), if the hub still has them all.
+func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, own bool, wd interface{ SetWriteDeadline(time.Time) error }, cursor int64) (*subscriber, *batch, bool) {
+	s := &subscriber{scope: scope, topics: topics, mask: topicsMask(topics),
 		all: topics == nil && !scope.BoardOnly && scope.PatientID == "", wd: wd,
-		shard: int(h.nextShard.Add(1) % nShards)}
+		shard: int(h.nextShard.Add(1) % nShards), idx: -1}
+	if own {
+		s.wake = make(chan struct{}, 1)
+	}
 	h.mu.RLock()
 	a := h.tenants[tenantID]
 	h.mu.RUnlock()
 	if a == nil {
 		h.mu.Lock()
 		if a = h.tenants[tenantID]; a == nil {
-			a = &audience{}
+			a = newAudience()
 			h.tenants[tenantID] = a
 		}
 		h.mu.Unlock()
 	}
+	s.a = a
 	a.mu.Lock()
-	s.idx = len(a.subs)
-	a.subs = append(a.subs, s)
-	var hist []*batch
+	s.at = a.tail
+	s.gen = a.gen.Load()
+	s.taken.Store(a.tail.n)
+	if own {
+		s.idx = len(a.own)
+		a.own = append(a.own, s)
+	}
+	var first *batch
 	ok := false
 	if cursor >= 0 {
-		hist, ok = a.since(cursor)
+		first, ok = a.since(cursor)
 	}
 	a.mu.Unlock()
 	h.stats.subscribed.Add(1)
-	return s, hist, ok
+	return s, first, ok
 }
 
-// unsubscribe removes a subscriber (idempotent).
-func (h *Hub) unsubscribe(tenantID string, s *subscriber) {
-	h.mu.RLock()
-	a := h.tenants[tenantID]
-	h.mu.RUnlock()
-	if a == nil {
-		return
-	}
+// unsubscribe removes a stream on its own goroutine (idempotent).
+func (h *Hub) unsubscribe(s *subscriber) {
+	a := s.a
 	a.mu.Lock()
-	a.remove(s)
+	a.removeOwn(s)
 	a.mu.Unlock()
 }
 
 // beat returns the channel that the clock closes at a shard's next tick,
 // or at shutdown (then it is closed already).
-func (h *Hub) beat(shard int) <-chan struct{} { return *h.shards[shard].Load() }
+func (h *Hub) beat(shard int) <-chan struct{} { return *h.beats[shard].Load() }
 
 // closing reports whether Close was called.
 func (h *Hub) closing() bool { return h.stopped.Load() }
 
 func (h *Hub) clock() {
-	defer close(h.clockDone)
+	defer h.workers.Done()
 	t := time.NewTicker(h.period / nShards)
 	defer t.Stop()
 	// Start the shards' ticks at a random point so that two instances
@@ -404,11 +554,11 @@ func (h *Hub) clock() {
 		case <-t.C:
 		}
 		c := make(chan struct{})
-		h.shardMu.Lock()
+		h.beatMu.Lock()
 		if !h.stopped.Load() {
-			close(*h.shards[i].Swap(&c))
+			close(*h.beats[i].Swap(&c))
 		}
-		h.shardMu.Unlock()
+		h.beatMu.Unlock()
 		i = (i + 1) % nShards
 	}
 }
@@ -426,25 +576,24 @@ func (h *Hub) Close() {
 	}
 	h.closed = true
 	close(h.done)
-	h.shardMu.Lock()
+	h.beatMu.Lock()
 	h.stopped.Store(true)
-	for i := range h.shards {
+	for i := range h.beats {
 		c := closedChan
-		close(*h.shards[i].Swap(&c))
+		close(*h.beats[i].Swap(&c))
 	}
-	h.shardMu.Unlock()
+	h.beatMu.Unlock()
 	if h.active == 0 {
 		close(h.drained)
 	}
-	if !h.clockOn {
-		close(h.clockDone)
-	}
 }
 
-// Drain waits until every stream has returned and the clock has stopped,
-// or ctx ends.
+// Drain waits until every stream has returned and the clock and the
+// writers have stopped, or ctx ends.
 func (h *Hub) Drain(ctx context.Context) error {
-	for _, c := range []chan struct{}{h.drained, h.clockDone} {
+	workers := make(chan struct{})
+	go func() { h.workers.Wait(); close(workers) }()
+	for _, c := range []chan struct{}{h.drained, workers} {
 		select {
 		case <-c:
 		case <-ctx.Done():
@@ -461,7 +610,7 @@ type Stats struct {
 	// Subscribed counts streams registered since start.
 	Subscribed int64
 	// SlowDisconnects counts streams dropped because their client did not
-	// keep up (a full queue).
+	// keep up (more than Buffer batches behind).
 	SlowDisconnects int64
 	// Delivered counts event frames written to clients, replay included.
 	Delivered int64

@@ -64,12 +64,12 @@ func BenchmarkHubFanout(b *testing.B) {
 				if !hub.enter() {
 					b.Fatal("hub closed")
 				}
-				st.sub, _, _ = hub.subscribe("t", models.Scope{}, nil, st.out, -1)
+				st.sub, _, _ = hub.subscribe("t", models.Scope{}, nil, true, st.out, -1)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					defer hub.leave()
-					defer hub.unsubscribe("t", st.sub)
+					defer hub.unsubscribe(st.sub)
 					st.live()
 				}()
 			}

@@ -100,16 +100,20 @@ func staffEcho(h *Handler, actor models.Actor) *echo.Echo {
 	return e
 }
 
-// TestHubPublishNeverBlocks: a subscriber that never drains its queue is
-// dropped when the queue is full (its channel closed, its write deadline
-// pulled into the past); the others get every batch; Publish stays fast.
+// TestHubPublishNeverBlocks: a subscriber that never takes what is
+// published is dropped once it is more than Buffer batches behind (its
+// write deadline pulled into the past); the others get every batch;
+// Publish stays fast.
 func TestHubPublishNeverBlocks(t *testing.T) {
 	const buffer = 64
 	h := NewHub(buffer, time.Second, nil)
 	var subs []*subscriber
+	var deadlines []*deadlineRecorder
 	for range 4 {
-		s, _, _ := h.subscribe("t", models.Scope{}, nil, nil, -1)
+		d := &deadlineRecorder{}
+		s, _, _ := h.subscribe("t", models.Scope{}, nil, true, d, -1)
 		subs = append(subs, s)
+		deadlines = append(deadlines, d)
 	}
 	stuck := subs[0]
 	var wg sync.WaitGroup
@@ -118,8 +122,8 @@ func TestHubPublishNeverBlocks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for b := range s.ch {
-				got[i+1] += len(b.events)
+			for range s.wake {
+				_ = s.take(func(b *batch) error { got[i+1] += len(b.events); return nil })
 			}
 		}()
 	}
@@ -130,23 +134,23 @@ func TestHubPublishNeverBlocks(t *testing.T) {
 		slowest = max(slowest, time.Since(start))
 		// The healthy ones keep up (a loaded machine may lag them a little).
 		for _, s := range subs[1:] {
-			for len(s.ch) > buffer/2 {
+			for int64(i+1)-s.taken.Load() > buffer/2 {
 				time.Sleep(time.Millisecond)
 			}
 		}
-		if i == buffer && (!stuck.dead.Load() || stuck.idx != -1) {
-			t.Fatal("the stuck subscriber was not dropped when its queue was full")
+		if dropped := stuck.dead.Load() && stuck.idx == -1; dropped != (i >= buffer) {
+			t.Fatalf("after %d batches: stuck subscriber dropped: %v", i+1, dropped)
 		}
 	}
-	if n := len(stuck.ch); n != buffer {
-		t.Fatalf("the stuck subscriber holds %d batches", n)
+	if stuck.taken.Load() != 0 || !deadlines[0].past() {
+		t.Fatalf("the stuck subscriber took %d batches; its deadline in the past: %v", stuck.taken.Load(), deadlines[0].past())
 	}
-	for _, s := range subs[1:] {
-		if s.dead.Load() {
+	for i, s := range subs[1:] {
+		if s.dead.Load() || deadlines[i+1].past() {
 			t.Fatal("a healthy subscriber was dropped")
 		}
-		h.unsubscribe("t", s)
-		close(s.ch) // ends its reader
+		h.unsubscribe(s)
+		close(s.wake) // ends its reader
 	}
 	wg.Wait()
 	for i, n := range got[1:] {
@@ -158,6 +162,24 @@ func TestHubPublishNeverBlocks(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	t.Logf("slowest Publish to 4 subscribers (one stuck): %v", slowest)
+}
+
+type deadlineRecorder struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.t = t
+	return nil
+}
+
+func (d *deadlineRecorder) past() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.t.IsZero() && d.t.Before(time.Now())
 }
 
 // TestBatchWanted checks the publisher's quick "anything for this
@@ -194,7 +216,7 @@ func TestBatchWanted(t *testing.T) {
 // TestRecent: the hub keeps recent batches within its bounds, and answers
 // "everything after cursor" only when it still holds all of it.
 func TestRecent(t *testing.T) {
-	a := &audience{}
+	a := newAudience()
 	seq := int64(0)
 	add := func(n, size int) {
 		evs := make([]models.Event, n)
@@ -202,7 +224,15 @@ func TestRecent(t *testing.T) {
 			seq++
 			evs[i] = models.Event{Seq: seq, Type: "doctors.updated", Data: json.RawMessage(`"` + strings.Repeat("x", size) + `"`)}
 		}
-		a.remember(newBatch(evs, discard))
+		a.add(newBatch(evs, discard))
+	}
+	// count returns the batches from b to the tail.
+	count := func(b *batch) int {
+		n := 0
+		for ; b != nil; b = b.next.Load() {
+			n++
+		}
+		return n
 	}
 	if _, ok := a.since(0); ok {
 		t.Fatal("empty: since(0) ok")
@@ -210,26 +240,29 @@ func TestRecent(t *testing.T) {
 	add(3, 10) // 1..3
 	add(2, 10) // 4..5
 	for cursor, want := range map[int64]int{0: 2, 1: 2, 2: 2, 3: 1, 4: 1, 5: 0} {
-		bs, ok := a.since(cursor)
-		if !ok || len(bs) != want {
-			t.Errorf("since(%d) = %d batches, %v; want %d", cursor, len(bs), ok, want)
+		b, ok := a.since(cursor)
+		if !ok || count(b) != want {
+			t.Errorf("since(%d) = %d batches, %v; want %d", cursor, count(b), ok, want)
 		}
 	}
 	for range recentMaxEvents {
 		add(1, 10)
 	}
-	if a.recentEvents > recentMaxEvents || a.recent[0].events[0].Seq != seq-recentMaxEvents+1 {
-		t.Fatalf("kept %d events from %d", a.recentEvents, a.recent[0].events[0].Seq)
+	if a.recentEvents > recentMaxEvents || a.oldest.events[0].Seq != seq-recentMaxEvents+1 {
+		t.Fatalf("kept %d events from %d", a.recentEvents, a.oldest.events[0].Seq)
 	}
 	if _, ok := a.since(seq - recentMaxEvents - 1); ok {
 		t.Error("since before the oldest kept: ok")
 	}
-	if bs, ok := a.since(seq - recentMaxEvents); !ok || len(bs) != recentMaxEvents {
-		t.Errorf("since the oldest kept: %d, %v", len(bs), ok)
+	if b, ok := a.since(seq - recentMaxEvents); !ok || count(b) != recentMaxEvents {
+		t.Errorf("since the oldest kept: %d, %v", count(b), ok)
 	}
 	add(2, 600<<10) // over the byte bound: older batches go, this one stays
-	if a.recentBytes > recentMaxBytes+2*(600<<10) || len(a.recent) > 2 || a.recent[len(a.recent)-1].lastSeq() != seq {
-		t.Fatalf("kept %d batches, %d bytes", len(a.recent), a.recentBytes)
+	if a.recentBytes > recentMaxBytes+2*(600<<10) || count(a.oldest) > 2 || a.tail.lastSeq() != seq {
+		t.Fatalf("kept %d batches, %d bytes", count(a.oldest), a.recentBytes)
+	}
+	if a.published.Load() != a.tail.n || a.tail.n != recentMaxEvents+3 {
+		t.Fatalf("published %d, tail %d", a.published.Load(), a.tail.n)
 	}
 }
 
@@ -473,5 +506,67 @@ func TestReplayFromMemory(t *testing.T) {
 	}
 	if fmt.Sprint(fromMemory) != fmt.Sprint(fromLog[4:]) || first[0].LastEventID != "1" || fromLog[0].LastEventID != "3" {
 		t.Fatalf("memory %v\nlog %v", fromMemory, fromLog)
+	}
+}
+
+// TestSkipEndsStreams: when the relay jumps a pruned hole, the tenant's
+// streams end (writer-driven and on their own goroutine alike) and the hub
+// no longer replays from memory across the hole.
+func TestSkipEndsStreams(t *testing.T) {
+	for _, noHijack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoHijack=%v", noHijack), func(t *testing.T) {
+			h, l := newTestHandler(Config{Heartbeat: time.Minute, NoHijack: noHijack})
+			srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
+			defer srv.Close()
+			defer h.Shutdown(context.Background())
+			l.Append(models.Event{Entity: "queue"})
+			res, err := http.Get(srv.URL + "/stream?since=0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			p := NewWireParser()
+			buf := make([]byte, 4096)
+			for len(p.Events) < 1 {
+				k, err := res.Body.Read(buf)
+				p.Feed(buf[:k])
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Append(models.Event{Entity: "queue"}) // 2: remembered
+			for len(p.Events) < 2 {
+				k, err := res.Body.Read(buf)
+				p.Feed(buf[:k])
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			start := time.Now()
+			h.hub.Skip("t", 2, 5)
+			done := make(chan error, 1)
+			go func() { _, err := io.Copy(io.Discard, res.Body); done <- err }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stream did not end after Skip")
+			}
+			t.Logf("stream ended %v after Skip", time.Since(start).Round(time.Microsecond))
+			h.hub.mu.RLock()
+			a := h.hub.tenants["t"]
+			h.hub.mu.RUnlock()
+			a.mu.Lock()
+			_, ok := a.since(1)
+			a.mu.Unlock()
+			if ok {
+				t.Error("the hub still replays from memory across the hole")
+			}
+			for h.hub.Stats().Streams > 0 {
+				if time.Since(start) > 5*time.Second {
+					t.Fatalf("%d streams still counted", h.hub.Stats().Streams)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }
