@@ -137,6 +137,11 @@ func serve() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
+	if d := os.Getenv("DEBUG_ADDR"); d != "" {
+		if err := serveDebug(ctx, d, cfg.Logger); err != nil {
+			return err
+		}
+	}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}

@@ -139,14 +139,20 @@ func (s *server) rssKiB() int64 {
 
 // cpu returns the process's user+system CPU time.
 func cpu(pid int) time.Duration {
+	u, s := cpuSplit(pid)
+	return u + s
+}
+
+// cpuSplit returns a process's user and system CPU time.
+func cpuSplit(pid int) (user, sys time.Duration) {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return time.Duration(ut) * time.Second / 100, time.Duration(st) * time.Second / 100 // USER_HZ
 }
 
 func selfCPU() time.Duration {
@@ -252,6 +258,7 @@ func run(o options) error {
 
 	// Write phase.
 	cpuA0, cpuS0, self0 := cpu(a.cmd.Process.Pid), cpu(sub.cmd.Process.Pid), selfCPU()
+	_, sys0 := cpuSplit(sub.cmd.Process.Pid)
 	start := time.Now()
 	total := int(o.rate * o.duration.Seconds())
 	var writeErr atomic.Value
@@ -303,6 +310,7 @@ func run(o options) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cpuA1, cpuS1, self1 := cpu(a.cmd.Process.Pid), cpu(sub.cmd.Process.Pid), selfCPU()
+	_, sys1 := cpuSplit(sub.cmd.Process.Pid)
 	stopSubs()
 	subsWG.Wait()
 	if e := writeErr.Load(); e != nil {
@@ -330,7 +338,8 @@ func run(o options) error {
 	}
 	perEvent := "-"
 	if received.Load() > 0 {
-		perEvent = fmt.Sprintf("%.1f µs", float64(serverCPU.Microseconds())/float64(received.Load()))
+		perEvent = fmt.Sprintf("%.1f µs (%.0f%% kernel)", float64(serverCPU.Microseconds())/float64(received.Load()),
+			100*float64(sys1-sys0)/float64(max(cpuS1-cpuS0, 1)))
 	}
 	mode := "1 instance"
 	if want == 0 {
