@@ -41,38 +41,46 @@
 //
 // Hub is the relay's sink. The relay publishes each tenant's events in seq
 // order, without gaps, each once (relay.Relay); Publish encodes a batch's
-// frames once and hands a pointer to it to each interested subscriber's
-// bounded queue without blocking. A full queue drops that subscriber and
-// ends its connection, even a write blocked on a client that stopped
-// reading; the client resumes from its cursor. Publishing never waits on a
-// client.
+// frames once and links the batch after the tenant's previous one. The
+// tenant's batches form one chain and a subscriber is a pointer into it:
+// nothing is queued per subscriber, and publishing never waits on a client.
+// A subscriber more than Buffer batches behind is dropped and its connection
+// ended, even a write blocked on a client that stopped reading; the client
+// resumes from its cursor.
 //
 // A stream registers with the hub inside relay.Sync, which gives the last
 // seq dispatched while no batch of that tenant is in flight. It replays from
-// the client's cursor up to that seq, then writes what its queue holds,
-// skipping seqs it has passed: every event once, in order. The replay comes
-// from the hub's memory of the tenant's last batches (up to 2,048 events or
-// 1 MiB, frames already encoded) when the cursor is that recent, the usual
-// case after a cut, a deploy or a time limit; otherwise from the log, in
-// pages, with the scope and topics filtered in SQL.
+// the client's cursor up to that seq, then takes the batches after its place
+// in the chain, skipping seqs it has passed: every event once, in order. The
+// replay comes from the hub's memory of the tenant's last batches (up to
+// 2,048 events or 1 MiB, frames already encoded) when the cursor is that
+// recent, the usual case after a cut, a deploy or a time limit; otherwise
+// from the log, in pages, with the scope and topics filtered in SQL.
 // A cursor older than retention, ahead of the log (a restored database), or
 // not a number gets an "event: reset" frame instead (data:
 // {"reason","cursor"}, id: the cursor the stream goes on from), never an
-// error status, which would stop EventSource.
+// error status, which would stop EventSource. When the relay jumps a hole
+// the log pruned before it was dispatched (Skip), the tenant's streams end
+// and the hub forgets its memory, so that every client resumes through that
+// check.
 //
-// An HTTP/1.x stream is taken over from net/http once its headers are
-// decided: the connection is hijacked, the status line and headers are
-// written here (Connection: close; the body is the frames until the stream
-// closes the connection), and after the replay the request's goroutine
-// returns, so net/http frees its per-connection buffers. A fresh goroutine
-// with a shallow stack then carries the idle stream, and a one-byte read
-// tells when the client closes its side. HTTP/2 streams stay on the
-// request's goroutine and net/http's writer. No timer per connection: one
-// clock goroutine per hub wakes the streams, a shard at a time, for
-// heartbeats and STREAM_MAX_DURATION. Each drain of the
-// queue is written in runs of frames and flushed once, under a write deadline
-// set through http.ResponseController (the server has no WriteTimeout,
-// which would cut every stream).
+// An HTTP/1.x stream on plain TCP is taken over from net/http once its
+// headers are decided: the connection is hijacked, the status line and
+// headers are written here (Connection: close; the body is the frames until
+// the stream closes the connection), and after the replay the request's
+// goroutine returns, so net/http frees its per-connection buffers. From
+// then on the stream has no goroutine that writes: one writer goroutine per
+// shard (writer.go), woken by Publish, walks its streams of the tenant and
+// writes each one's new frames in one non-blocking write(2); only a socket
+// whose buffer is full gets a goroutine, until it drains or the write
+// deadline passes. The connection's one goroutine is blocked in a one-byte
+// read, which tells at once when the client closes its side. An idle
+// stream is that goroutine's small stack and a few hundred bytes.
+// Streams over TLS or HTTP/2 write on their own goroutine, woken by Publish,
+// through http.ResponseController with a write deadline per write (the
+// server has no WriteTimeout, which would cut every stream).
+// No timer per connection: one clock goroutine per hub beats the shards in
+// turn, for heartbeats and STREAM_MAX_DURATION.
 //
 // Frames are "id: <seq>", "event: <type>", "data: <envelope on one line>";
 // AppendFrame guarantees that no CR or LF in a value can break them

@@ -575,7 +575,7 @@ func (st *stream) writeBatch(b *batch) (frames int, err error) {
 			continue
 		}
 		sub.floor = e.Seq
-		if !sub.visible(e) {
+		if !sub.sees(b, i) {
 			if err := write(); err != nil {
 				return frames, err
 			}

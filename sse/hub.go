@@ -186,8 +186,25 @@ type subscriber struct {
 	sock *socket
 }
 
-func (s *subscriber) visible(e *models.Event) bool {
-	return s.all || s.scope.Visible(e, s.topics)
+// sees reports whether event i of b is visible to s: models.Scope.Visible
+// with the topics as a bit set (topics only name known entities), so that
+// a delivery costs no map lookup.
+func (s *subscriber) sees(b *batch, i int) bool {
+	if s.all {
+		return true
+	}
+	m := b.masks[i]
+	switch {
+	case m&s.mask == 0:
+		return false
+	case m == boardBit:
+		return true
+	case s.scope.BoardOnly:
+		return false
+	case s.scope.PatientID != "":
+		return b.events[i].PatientID == s.scope.PatientID
+	}
+	return true
 }
 
 // take moves s past the batches published since it last took, calling fn
@@ -215,7 +232,7 @@ func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
 			continue
 		}
 		s.floor = e.Seq
-		if s.visible(e) {
+		if s.sees(b, i) {
 			start, end := b.frame(i)
 			dst = append(dst, b.frames[start:end]...)
 			frames++
@@ -229,8 +246,9 @@ func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
 type batch struct {
 	events []models.Event
 	frames []byte  // the frames of all events, back to back
-	ends   []int32 // ends[i] is where event i's frame ends in frames
-	mask   topicMask
+	ends   []int32     // ends[i] is where event i's frame ends in frames
+	masks  []topicMask // masks[i] is event i's entity as a bit
+	mask   topicMask   // the union of masks
 	// patients maps a patient id to the topics of its events in the
 	// batch, for batches too long to scan per patient subscriber.
 	patients map[string]topicMask
@@ -252,7 +270,7 @@ func (b *batch) frame(i int) (start, end int) {
 const patientScan = 8
 
 func newBatch(events []models.Event, logger *slog.Logger) *batch {
-	b := &batch{events: events, ends: make([]int32, len(events))}
+	b := &batch{events: events, ends: make([]int32, len(events)), masks: make([]topicMask, len(events))}
 	size := 0
 	for i := range events {
 		size += len(events[i].Data) + 160
@@ -264,12 +282,13 @@ func newBatch(events []models.Event, logger *slog.Logger) *batch {
 			logger.Error("sse: event sent without its data", "seq", events[i].Seq, "err", err)
 		}
 		b.ends[i] = int32(len(b.frames))
-		b.mask |= maskOf(events[i].Entity)
+		b.masks[i] = maskOf(events[i].Entity)
+		b.mask |= b.masks[i]
 		if p := events[i].PatientID; p != "" && len(events) > patientScan {
 			if b.patients == nil {
 				b.patients = map[string]topicMask{}
 			}
-			b.patients[p] |= maskOf(events[i].Entity)
+			b.patients[p] |= b.masks[i]
 		}
 	}
 	return b
@@ -292,7 +311,7 @@ func (b *batch) wanted(s *subscriber) bool {
 		}
 		if len(b.events) <= patientScan {
 			for i := range b.events {
-				if s.scope.Visible(&b.events[i], s.topics) {
+				if s.sees(b, i) {
 					return true
 				}
 			}

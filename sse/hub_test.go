@@ -203,7 +203,11 @@ func TestBatchWanted(t *testing.T) {
 				s := &subscriber{scope: sc, topics: tp, mask: topicsMask(tp), all: tp == nil && sc == (models.Scope{})}
 				want := false
 				for i := range evs {
-					want = want || sc.Visible(&evs[i], tp)
+					v := sc.Visible(&evs[i], tp)
+					if s.sees(b, i) != v {
+						t.Fatalf("scope %+v topics %v event %+v: sees %v, Visible %v", sc, tp, evs[i], !v, v)
+					}
+					want = want || v
 				}
 				if got := b.wanted(s); got != want {
 					t.Fatalf("scope %+v topics %v batch %+v: wanted %v, want %v", sc, tp, evs, got, want)
