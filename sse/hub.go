@@ -245,7 +245,7 @@ func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
 // It never changes once linked into its audience's chain.
 type batch struct {
 	events []models.Event
-	frames []byte  // the frames of all events, back to back
+	frames []byte      // the frames of all events, back to back
 	ends   []int32     // ends[i] is where event i's frame ends in frames
 	masks  []topicMask // masks[i] is event i's entity as a bit
 	mask   topicMask   // the union of masks
