@@ -6,6 +6,19 @@
 //
 //	go build -o bin/clinicpulse ./cmd/clinicpulse
 //	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -duration 10s
+//
+// Baseline: with -baseline, loadgen starts its own binary instead of -bin,
+// as a bare SSE server (LOADGEN_BARE_SERVER=1, listening on $ADDR; see
+// bare.go): standard library only, raw HTTP/1.1, no auth, JSON or database;
+// each patient POST is answered at once and one goroutine writes a frame of
+// the real event's size to every stream with a plain blocking write. Its row
+// (mode "bare write(2)") is measured exactly as the real server's, so it
+// shows the floor on the same machine: what loopback TCP and write(2) cost
+// per delivered event and what an idle connection costs, with nothing else.
+// Compare the rows in one session:
+//
+//	go run ./cmd/loadgen -baseline -subscribers 1000 -rate 50 -pollers 0
+//	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -pollers 0 -header=false
 package main
 
 import (
@@ -48,9 +61,18 @@ type options struct {
 	topics      string
 	idleWait    time.Duration
 	header      bool
+	baseline    bool
 }
 
 func main() {
+	if os.Getenv(bareEnv) == "1" {
+		ln, err := net.Listen("tcp", os.Getenv("ADDR"))
+		if err == nil {
+			err = bareServe(ln)
+		}
+		fmt.Fprintln(os.Stderr, "loadgen bare server:", err)
+		os.Exit(1)
+	}
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/clinicpulse", "server binary")
 	flag.StringVar(&o.dbURL, "db", "", "DATABASE_URL for the server (default: a SQLite file in a temp dir)")
@@ -64,6 +86,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the write phase")
 	flag.BoolVar(&o.crossInst, "cross", false, "start two instances (Postgres only): write through A, subscribe on B")
 	flag.BoolVar(&o.header, "header", true, "print the table header")
+	flag.BoolVar(&o.baseline, "baseline", false, "measure loadgen's own bare SSE server (stdlib, no auth, JSON or database) instead of -bin; no 304 phase")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -86,7 +109,7 @@ type server struct {
 	base string // "http://" + addr
 }
 
-func startServer(ctx context.Context, bin, dbURL string) (*server, error) {
+func startServer(ctx context.Context, bin, dbURL string, env ...string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -95,6 +118,7 @@ func startServer(ctx context.Context, bin, dbURL string) (*server, error) {
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "ADDR="+addr, "JWT_SECRET="+secret, "DATABASE_URL="+dbURL, "DEV=0", "HEARTBEAT=15s")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -173,7 +197,18 @@ func run(o options) error {
 		defer os.RemoveAll(dir)
 		o.dbURL = "sqlite:" + filepath.Join(dir, "db")
 	}
-	a, err := startServer(ctx, o.bin, o.dbURL)
+	var env []string
+	var err error
+	if o.baseline {
+		if o.crossInst {
+			return errors.New("-baseline has one instance only")
+		}
+		if o.bin, err = os.Executable(); err != nil {
+			return err
+		}
+		env, o.pollers = []string{bareEnv + "=1"}, 0
+	}
+	a, err := startServer(ctx, o.bin, o.dbURL, env...)
 	if err != nil {
 		return err
 	}
@@ -348,6 +383,9 @@ func run(o options) error {
 	if o.crossInst {
 		mode = "A→B"
 	}
+	if o.baseline {
+		mode = strings.Replace(mode, "1 instance", "bare write(2)", 1)
+	}
 	if o.header {
 		fmt.Println("| db | mode | subscribers | writes/s | delivered | p50 | p99 | max | RSS/idle conn | server CPU/event | loadgen CPU | 304 polls/s |")
 		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -355,6 +393,9 @@ func run(o options) error {
 	db := "sqlite"
 	if strings.HasPrefix(o.dbURL, "postgres") {
 		db = "postgres"
+	}
+	if o.baseline {
+		db = "-"
 	}
 	fmt.Printf("| %s | %s | %d | %.0f | %d/%d | %s | %s | %s | %.1f KiB | %s | %.1f s | %.0f |\n",
 		db, mode, o.subscribers, float64(total)/writeSecs, received.Load(), want, pct(0.5), pct(0.99), pct(1),
