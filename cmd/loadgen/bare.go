@@ -151,18 +151,24 @@ func (b *bareServer) fanOut() {
 // real server's (396 bytes for seq 2, "lg-1", as is a captured real frame):
 // the same envelope and record fields, with fixed ids and times.
 func appendBareFrame(dst []byte, seq int64, name string) []byte {
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, "\nevent: patients.created\ndata: "...)
+	return append(appendBareData(dst, seq, name), "\n\n"...)
+}
+
+// appendBareData appends the JSON of appendBareFrame's data line.
+func appendBareData(dst []byte, seq int64, name string) []byte {
 	const (
 		id = `"pat_00000000000000000000"`
 		at = `"2026-01-01T00:00:00.000000Z"`
 	)
-	dst = append(dst, "id: "...)
-	dst = strconv.AppendInt(dst, seq, 10)
-	dst = append(dst, "\nevent: patients.created\ndata: {\"seq\":"...)
+	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"type":"patients.created","entity":"patients","id":`+id+`,"version":1,"at":`+at+
 		`,"actor":"loadgen","data":{"id":`+id+`,"version":1,"created_at":`+at+`,"updated_at":`+at+`,"name":"`...)
 	dst = append(dst, name...)
-	return append(dst, `","date_of_birth":"","phone":"","mrn":"MRN-0000000000"}}`+"\n\n"...)
+	return append(dst, `","date_of_birth":"","phone":"","mrn":"MRN-0000000000"}}`...)
 }
 
 // jsonName returns the "name" string of a flat JSON object without escapes

@@ -10,13 +10,18 @@ import (
 	"time"
 )
 
-func TestBareServer(t *testing.T) {
+func TestBareServer(t *testing.T) { testServer(t, bareServe) }
+
+func TestPeerServer(t *testing.T) { testServer(t, peerServe) }
+
+// testServer checks a -baseline or -peer server as loadgen uses it.
+func testServer(t *testing.T, serve func(net.Listener) error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go bareServe(ln)
+	go serve(ln)
 	base := "http://" + ln.Addr().String()
 	if r, err := http.Get(base + "/readyz"); err != nil || r.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", r, err)

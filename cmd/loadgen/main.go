@@ -15,10 +15,20 @@
 // (mode "bare write(2)") is measured exactly as the real server's, so it
 // shows the floor on the same machine: what loopback TCP and write(2) cost
 // per delivered event and what an idle connection costs, with nothing else.
-// Compare the rows in one session:
+//
+// Peer: with -peer r3labs, loadgen starts its own binary as the bare
+// server's counterpart on net/http and the server side of
+// github.com/r3labs/sse/v2 (LOADGEN_PEER_SERVER=r3labs; see peer.go), mode
+// "r3labs/sse v2.10.0": the library as people deploy it, measured the same
+// way. Compare the rows in one session:
 //
 //	go run ./cmd/loadgen -baseline -subscribers 1000 -rate 50 -pollers 0
+//	go run ./cmd/loadgen -peer r3labs -subscribers 1000 -rate 50 -pollers 0 -header=false
 //	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -pollers 0 -header=false
+//
+// RSS/idle conn is the server's RSS growth per subscriber after they have
+// connected and sat idle; RSS/conn after is its growth per subscriber read
+// right after every event was delivered, before the subscribers leave.
 package main
 
 import (
@@ -62,15 +72,18 @@ type options struct {
 	idleWait    time.Duration
 	header      bool
 	baseline    bool
+	peer        string
 }
 
 func main() {
-	if os.Getenv(bareEnv) == "1" {
+	if os.Getenv(bareEnv) == "1" || os.Getenv(peerEnv) == "r3labs" {
 		ln, err := net.Listen("tcp", os.Getenv("ADDR"))
-		if err == nil {
+		if err == nil && os.Getenv(peerEnv) == "r3labs" {
+			err = peerServe(ln)
+		} else if err == nil {
 			err = bareServe(ln)
 		}
-		fmt.Fprintln(os.Stderr, "loadgen bare server:", err)
+		fmt.Fprintln(os.Stderr, "loadgen bare/peer server:", err)
 		os.Exit(1)
 	}
 	var o options
@@ -87,6 +100,7 @@ func main() {
 	flag.BoolVar(&o.crossInst, "cross", false, "start two instances (Postgres only): write through A, subscribe on B")
 	flag.BoolVar(&o.header, "header", true, "print the table header")
 	flag.BoolVar(&o.baseline, "baseline", false, "measure loadgen's own bare SSE server (stdlib, no auth, JSON or database) instead of -bin; no 304 phase")
+	flag.StringVar(&o.peer, "peer", "", "measure loadgen's own server on a peer SSE library instead of -bin (r3labs: github.com/r3labs/sse/v2 on net/http); no 304 phase")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -199,14 +213,20 @@ func run(o options) error {
 	}
 	var env []string
 	var err error
-	if o.baseline {
-		if o.crossInst {
-			return errors.New("-baseline has one instance only")
+	if _, ok := peerModes[o.peer]; !ok && o.peer != "" {
+		return fmt.Errorf("-peer %q: the peers are r3labs", o.peer)
+	}
+	if o.baseline || o.peer != "" {
+		if o.crossInst || (o.baseline && o.peer != "") {
+			return errors.New("-baseline and -peer have one instance only, and exclude each other")
 		}
 		if o.bin, err = os.Executable(); err != nil {
 			return err
 		}
 		env, o.pollers = []string{bareEnv + "=1"}, 0
+		if o.peer != "" {
+			env = []string{peerEnv + "=" + o.peer}
+		}
 	}
 	a, err := startServer(ctx, o.bin, o.dbURL, env...)
 	if err != nil {
@@ -346,6 +366,7 @@ func run(o options) error {
 	}
 	cpuA1, cpuS1, self1 := cpu(a.cmd.Process.Pid), cpu(sub.cmd.Process.Pid), selfCPU()
 	_, sys1 := cpuSplit(sub.cmd.Process.Pid)
+	afterRSS := sub.rssKiB()
 	stopSubs()
 	subsWG.Wait()
 	if e := writeErr.Load(); e != nil {
@@ -386,20 +407,24 @@ func run(o options) error {
 	if o.baseline {
 		mode = strings.Replace(mode, "1 instance", "bare write(2)", 1)
 	}
+	if o.peer != "" {
+		mode = strings.Replace(mode, "1 instance", peerModes[o.peer], 1)
+	}
 	if o.header {
-		fmt.Println("| db | mode | subscribers | writes/s | delivered | p50 | p99 | max | RSS/idle conn | server CPU/event | loadgen CPU | 304 polls/s |")
-		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Println("| db | mode | subscribers | writes/s | delivered | p50 | p99 | max | RSS/idle conn | RSS/conn after | server CPU/event | loadgen CPU | 304 polls/s |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	}
 	db := "sqlite"
 	if strings.HasPrefix(o.dbURL, "postgres") {
 		db = "postgres"
 	}
-	if o.baseline {
+	if o.baseline || o.peer != "" {
 		db = "-"
 	}
-	fmt.Printf("| %s | %s | %d | %.0f | %d/%d | %s | %s | %s | %.1f KiB | %s | %.1f s | %.0f |\n",
+	perConn := func(rss int64) float64 { return float64(rss-baseRSS) / float64(max(o.subscribers, 1)) }
+	fmt.Printf("| %s | %s | %d | %.0f | %d/%d | %s | %s | %s | %.1f KiB | %.1f KiB | %s | %.1f s | %.0f |\n",
 		db, mode, o.subscribers, float64(total)/writeSecs, received.Load(), want, pct(0.5), pct(0.99), pct(1),
-		float64(idleRSS-baseRSS)/float64(max(o.subscribers, 1)), perEvent, (self1 - self0).Seconds(), polls304)
+		perConn(idleRSS), perConn(afterRSS), perEvent, (self1 - self0).Seconds(), polls304)
 	return nil
 }
 
