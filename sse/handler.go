@@ -49,7 +49,7 @@ type Config struct {
 	// WriteTimeout bounds each write to a client; a client that does not
 	// take a write in time is disconnected.
 	WriteTimeout time.Duration
-	// Buffer is how many batches a stream may have queued before it is
+	// Buffer is how many batches a stream may fall behind before it is
 	// dropped as too slow.
 	Buffer int
 	// ReplayPage is how many events one replay read takes from the log.
@@ -308,7 +308,9 @@ func (h *Handler) retry() int64 {
 	return lo + rand.Int64N(hi-lo+1)
 }
 
-// stream is one response. Everything runs on the request's goroutine.
+// stream is one response: its start runs on the request's goroutine; then
+// the shard's writer carries it (plain TCP), or live runs on the request's
+// goroutine (HTTP/2) or on a fresh one (TLS).
 type stream struct {
 	h      *Handler
 	ctx    context.Context // the request's, or the hijacked connection's
@@ -471,7 +473,7 @@ func (st *stream) replay(ctx context.Context, after, until int64) error {
 	return nil
 }
 
-// live delivers queued batches, heartbeats, the time limit and the
+// live delivers new batches, heartbeats, the time limit and the
 // shutdown until the stream ends.
 func (st *stream) live() {
 	hub, sub, done := st.h.hub, st.sub, st.ctx.Done()

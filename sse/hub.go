@@ -61,6 +61,7 @@ type Hub struct {
 
 	stats struct {
 		subscribed, overflows, delivered, replayed, batches atomic.Int64
+		backlogs                                            atomic.Int64 // a socket's buffer was full
 	}
 }
 

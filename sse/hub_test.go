@@ -14,6 +14,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -573,4 +575,83 @@ func TestSkipEndsStreams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSlowReader: a client that reads slowly through a small socket buffer
+// fills it again and again; each time a goroutine finishes the write and
+// hands the stream back to its writer. It gets every event once, in
+// order, and is never dropped.
+func TestSlowReader(t *testing.T) {
+	h, l := newTestHandler(Config{Heartbeat: time.Minute})
+	srv := httptest.NewUnstartedServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	c, err := d.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	for h.hub.Stats().Streams < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	const events = 200
+	big := json.RawMessage(`"` + strings.Repeat("x", 16<<10) + `"`)
+	// The writer stays within Buffer batches of the reader (further
+	// behind, the stream is dropped: TestStalledClient).
+	var got atomic.Int64
+	go func() {
+		for i := range events {
+			for int64(i)-got.Load() > DefaultBuffer/2 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			l.Append(models.Event{Entity: "doctors", Data: big}) // 3.2 MiB in all
+		}
+	}()
+	p := NewWireParser()
+	buf := make([]byte, 4096)
+	start := time.Now()
+	for len(p.Events) < events {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		k, err := c.Read(buf)
+		p.Feed(buf[:k])
+		got.Store(int64(len(p.Events)))
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(p.Events), err)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	for i, e := range p.Events {
+		if e.LastEventID != fmt.Sprint(i+1) {
+			t.Fatalf("event %d has id %q", i, e.LastEventID)
+		}
+	}
+	st := h.hub.Stats()
+	backlogs := h.hub.stats.backlogs.Load()
+	t.Logf("%d events of 16 KiB in %v; the socket's buffer was full %d times", events, time.Since(start).Round(time.Millisecond), backlogs)
+	if backlogs == 0 {
+		t.Error("the socket's buffer never filled: the test did not test the backlog")
+	}
+	if st.SlowDisconnects != 0 || st.Streams != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// smallSendBuffers gives accepted connections an 8 KiB send buffer, so
+// that a client that reads slowly fills it.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
 }

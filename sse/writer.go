@@ -276,6 +276,7 @@ func (h *Hub) pass(s *subscriber, buf []byte, tick bool, now time.Time, closing 
 		// (the write deadline bounds the wait) and the scratch goes with it.
 		sk.pending = buf[n:]
 		sk.blocked.Store(true)
+		h.stats.backlogs.Add(1)
 		go h.flush(s)
 		return nil
 	case last != "":
