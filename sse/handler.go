@@ -54,6 +54,9 @@ type Config struct {
 	Buffer int
 	// ReplayPage is how many events one replay read takes from the log.
 	ReplayPage int
+	// Writers is how many goroutines write to the streams on plain TCP
+	// connections (0: half the CPUs, at least one).
+	Writers int
 	// NoHijack keeps HTTP/1.x streams on net/http's response writer
 	// instead of taking their connections over (see Stream).
 	NoHijack bool
@@ -98,6 +101,7 @@ func NewHandler(cfg Config) *Handler {
 	}
 	hub := NewHub(cfg.Buffer, period, cfg.Logger)
 	hub.heartbeat, hub.writeTimeout, hub.maxDuration = cfg.Heartbeat, cfg.WriteTimeout, cfg.MaxDuration
+	hub.setWriters(cfg.Writers)
 	return &Handler{cfg: cfg, hub: hub}
 }
 

@@ -58,6 +58,7 @@ type Hub struct {
 	clockOn   bool           // under mu: the clock and the writers run
 	workers   sync.WaitGroup // the clock and the writers
 	shards    [nShards]shard
+	wakes     []chan struct{} // one per writer; writer w has shards w, w+W, …
 
 	stats struct {
 		subscribed, overflows, delivered, replayed, batches atomic.Int64
@@ -153,8 +154,9 @@ func NewHub(buffer int, period time.Duration, logger *slog.Logger) *Hub {
 	for i := range h.beats {
 		c := make(chan struct{})
 		h.beats[i].Store(&c)
-		h.shards[i] = shard{wake: make(chan struct{}, 1), auds: map[*audience]struct{}{}}
+		h.shards[i] = shard{auds: map[*audience]struct{}{}}
 	}
+	h.setWriters(0)
 	return h
 }
 
@@ -483,10 +485,10 @@ func (h *Hub) enter() bool {
 	h.active++
 	if !h.clockOn {
 		h.clockOn = true
-		h.workers.Add(1 + nShards)
+		h.workers.Add(1 + len(h.wakes))
 		go h.clock()
-		for i := range h.shards {
-			go h.write(i)
+		for w := range h.wakes {
+			go h.write(w)
 		}
 	}
 	return true
@@ -579,6 +581,7 @@ func (h *Hub) clock() {
 			close(*h.beats[i].Swap(&c))
 		}
 		h.beatMu.Unlock()
+		h.shards[i].beat()
 		i = (i + 1) % nShards
 	}
 }
@@ -601,6 +604,7 @@ func (h *Hub) Close() {
 	for i := range h.beats {
 		c := closedChan
 		close(*h.beats[i].Swap(&c))
+		h.shards[i].beat()
 	}
 	h.beatMu.Unlock()
 	if h.active == 0 {

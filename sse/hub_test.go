@@ -521,7 +521,7 @@ func TestReplayFromMemory(t *testing.T) {
 func TestSkipEndsStreams(t *testing.T) {
 	for _, noHijack := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoHijack=%v", noHijack), func(t *testing.T) {
-			h, l := newTestHandler(Config{Heartbeat: time.Minute, NoHijack: noHijack})
+			h, l := newTestHandler(Config{Heartbeat: time.Minute, NoHijack: noHijack, Writers: 3})
 			srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
 			defer srv.Close()
 			defer h.Shutdown(context.Background())
@@ -582,7 +582,7 @@ func TestSkipEndsStreams(t *testing.T) {
 // hands the stream back to its writer. It gets every event once, in
 // order, and is never dropped.
 func TestSlowReader(t *testing.T) {
-	h, l := newTestHandler(Config{Heartbeat: time.Minute})
+	h, l := newTestHandler(Config{Heartbeat: time.Minute, Writers: 3})
 	srv := httptest.NewUnstartedServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
 	srv.Listener = smallSendBuffers{srv.Listener}
 	srv.Start()

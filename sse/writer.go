@@ -3,6 +3,7 @@ package sse
 import (
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,10 +24,32 @@ import (
 // how the stream learns at once that its client went away (and frees it);
 // an idle stream is that goroutine's small stack and a few hundred bytes.
 
-// shard is a writer's share of the streams.
+// setWriters sets how many writer goroutines share the shards (0: half
+// the CPUs, at least one). Writing to sockets is mostly the kernel's
+// work: on this project's 2-core loopback benchmark one writer delivered
+// 5,000 streams with 20 % less CPU per event than eight, at the same
+// latency, because writers running on every core compete with the
+// clients, the database and the kernel's own network work. Call before
+// the first stream.
+func (h *Hub) setWriters(n int) {
+	if n <= 0 {
+		n = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	n = min(n, nShards)
+	h.wakes = make([]chan struct{}, n)
+	for w := range h.wakes {
+		h.wakes[w] = make(chan struct{}, 1)
+	}
+	for i := range h.shards {
+		h.shards[i].wake = h.wakes[i%n]
+	}
+}
+
+// shard is a share of the writer-driven streams.
 type shard struct {
 	mu      sync.Mutex
-	wake    chan struct{}
+	wake    chan struct{}          // its writer's
+	tick    bool                   // the clock beat since the writer's last pass
 	dirty   []*audience            // audiences published to since the last pass
 	ready   []*subscriber          // streams to visit: new, or their socket drained
 	auds    map[*audience]struct{} // audiences with streams in this shard
@@ -42,6 +65,14 @@ func (sh *shard) notify(a *audience, i int) {
 	}
 	a.dirtyIn[i] = true
 	sh.dirty = append(sh.dirty, a)
+	sh.mu.Unlock()
+	sh.poke()
+}
+
+// beat tells the shard's writer that the clock beat for it.
+func (sh *shard) beat() {
+	sh.mu.Lock()
+	sh.tick = true
 	sh.mu.Unlock()
 	sh.poke()
 }
@@ -167,53 +198,51 @@ func (h *Hub) read(s *subscriber) {
 	h.leave()
 }
 
-// write is shard i's writer.
-func (h *Hub) write(i int) {
+// write is writer w: it serves shards w, w+W, … (W writers), each time one
+// of them is published to, beats, or hands back a stream.
+func (h *Hub) write(w int) {
 	defer h.workers.Done()
-	sh := &h.shards[i]
 	var subs []*subscriber
 	var buf []byte
-	beat := h.beat(i)
 	for {
-		tick := false
-		select {
-		case <-sh.wake:
-		case <-beat:
-			tick = true
-			beat = h.beat(i)
-		}
-		closing := tick && h.closing()
-		sh.mu.Lock()
-		if tick {
-			for a := range sh.auds {
-				subs = append(subs, a.bySh[i]...)
+		<-h.wakes[w]
+		closing := h.closing()
+		for i := w; i < nShards; i += len(h.wakes) {
+			sh := &h.shards[i]
+			sh.mu.Lock()
+			tick := sh.tick || closing
+			sh.tick = false
+			if tick {
+				for a := range sh.auds {
+					subs = append(subs, a.bySh[i]...)
+				}
 			}
-		}
-		for _, a := range sh.dirty {
-			a.dirtyIn[i] = false
+			for _, a := range sh.dirty {
+				a.dirtyIn[i] = false
+				if !tick {
+					subs = append(subs, a.bySh[i]...)
+				}
+			}
 			if !tick {
-				subs = append(subs, a.bySh[i]...)
+				subs = append(subs, sh.ready...)
 			}
-		}
-		if !tick {
-			subs = append(subs, sh.ready...)
-		}
-		clear(sh.dirty)
-		sh.dirty = sh.dirty[:0]
-		clear(sh.ready)
-		sh.ready = sh.ready[:0]
-		sh.stopped = closing
-		sh.mu.Unlock()
+			clear(sh.dirty)
+			sh.dirty = sh.dirty[:0]
+			clear(sh.ready)
+			sh.ready = sh.ready[:0]
+			sh.stopped = closing
+			sh.mu.Unlock()
 
-		var now time.Time
-		if tick {
-			now = time.Now()
+			var now time.Time
+			if tick {
+				now = time.Now()
+			}
+			for _, s := range subs {
+				buf = h.pass(s, buf, tick, now, closing)
+			}
+			clear(subs)
+			subs = subs[:0]
 		}
-		for _, s := range subs {
-			buf = h.pass(s, buf, tick, now, closing)
-		}
-		clear(subs)
-		subs = subs[:0]
 		if closing {
 			return
 		}
