@@ -36,8 +36,14 @@ endif
 LOADGEN = $(GO) run ./cmd/loadgen -bin bin/clinicpulse
 bench-load: build ## the server in its own process under loopback load; prints one table
 	@$(LOADGEN) -subscribers 1000 -rate 50 -duration 10s -pollers 1000
+	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -peer r3labs
+	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -baseline
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0
+	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0 -peer r3labs
+	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0 -baseline
 	@$(LOADGEN) -header=false -subscribers 10000 -rate 1 -duration 5s -pollers 0
+	@$(LOADGEN) -header=false -subscribers 10000 -rate 1 -duration 5s -pollers 0 -peer r3labs
+	@$(LOADGEN) -header=false -subscribers 10000 -rate 1 -duration 5s -pollers 0 -baseline
 	@$(LOADGEN) -header=false -subscribers 1 -rate 0 -writers 8 -duration 5s -pollers 0
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0 -topics doctors
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 0 -writers 8 -duration 5s -pollers 0
