@@ -55,7 +55,7 @@ type Config struct {
 	// ReplayPage is how many events one replay read takes from the log.
 	ReplayPage int
 	// Writers is how many goroutines write to the streams on plain TCP
-	// connections (0: half the CPUs, at least one).
+	// connections (0: one per CPU).
 	Writers int
 	// NoHijack keeps HTTP/1.x streams on net/http's response writer
 	// instead of taking their connections over (see Stream).
