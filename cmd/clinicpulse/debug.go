@@ -14,11 +14,11 @@ import (
 // serveDebug serves Go's profiles (net/http/pprof) on DEBUG_ADDR, a
 // listener of its own that operators keep on loopback or a private
 // network: profiles show internals, so they never share the API's port.
-// It stops when ctx ends.
-func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
+// It stops when ctx ends, and returns the address it listens on.
+func serveDebug(ctx context.Context, addr string, logger *slog.Logger) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("debug listener %s: %w", addr, err)
+		return nil, fmt.Errorf("debug listener %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -34,5 +34,5 @@ func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
 	}()
 	context.AfterFunc(ctx, func() { _ = srv.Close() })
 	logger.Info("debug listener", "addr", ln.Addr().String())
-	return nil
+	return ln.Addr(), nil
 }

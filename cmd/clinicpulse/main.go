@@ -138,7 +138,7 @@ func serve() error {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	if d := os.Getenv("DEBUG_ADDR"); d != "" {
-		if err := serveDebug(ctx, d, cfg.Logger); err != nil {
+		if _, err := serveDebug(ctx, d, cfg.Logger); err != nil {
 			return err
 		}
 	}
