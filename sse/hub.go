@@ -641,7 +641,7 @@ type Stats struct {
 	// Replayed counts the event frames of replays (from the log or from
 	// the hub's recent batches).
 	Replayed int64
-	// Batches counts batches published to at least one subscriber.
+	// Batches counts batches published to tenants that have had streams.
 	Batches int64
 }
 
