@@ -162,13 +162,12 @@ func NewHub(buffer int, period time.Duration, logger *slog.Logger) *Hub {
 
 // subscriber is one stream's registration.
 type subscriber struct {
-	a      *audience
-	scope  models.Scope
-	topics models.Topics
-	mask   topicMask // topics as a bit set
-	all    bool      // staff without a topic filter: every event
-	shard  int
-	idx    int // position in a.own or a.bySh[shard]; -1 once removed
+	a     *audience
+	scope models.Scope
+	mask  topicMask // the topics as a bit set
+	all   bool      // staff without a topic filter: every event
+	shard int
+	idx   int // position in a.own or a.bySh[shard]; -1 once removed
 
 	// at is the last batch taken (only the stream's writer moves it);
 	// taken is at.n, for the lag checks of others.
@@ -511,7 +510,7 @@ func (h *Hub) leave() {
 // returns the first recent batch after it (the replay runs from there up
 // to s.at), if the hub still has them all.
 func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, own bool, wd interface{ SetWriteDeadline(time.Time) error }, cursor int64) (*subscriber, *batch, bool) {
-	s := &subscriber{scope: scope, topics: topics, mask: topicsMask(topics),
+	s := &subscriber{scope: scope, mask: topicsMask(topics),
 		all: topics == nil && !scope.BoardOnly && scope.PatientID == "", wd: wd,
 		shard: int(h.nextShard.Add(1) % nShards), idx: -1}
 	if own {

@@ -202,7 +202,7 @@ func TestBatchWanted(t *testing.T) {
 		b := newBatch(evs, discard)
 		for _, sc := range scopes {
 			for _, tp := range topicSets {
-				s := &subscriber{scope: sc, topics: tp, mask: topicsMask(tp), all: tp == nil && sc == (models.Scope{})}
+				s := &subscriber{scope: sc, mask: topicsMask(tp), all: tp == nil && sc == (models.Scope{})}
 				want := false
 				for i := range evs {
 					v := sc.Visible(&evs[i], tp)
