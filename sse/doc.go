@@ -55,7 +55,8 @@
 // replay comes from the hub's memory of the tenant's last batches (up to
 // 2,048 events or 1 MiB, frames already encoded) when the cursor is that
 // recent, the usual case after a cut, a deploy or a time limit; otherwise
-// from the log, in pages, with the scope and topics filtered in SQL.
+// from the log, in pages, with the scope and topics filtered in SQL. A
+// tenant that nobody has followed for 10 minutes keeps no recent batches.
 // A cursor older than retention, ahead of the log (a restored database), or
 // not a number gets an "event: reset" frame instead (data:
 // {"reason","cursor"}, id: the cursor the stream goes on from), never an

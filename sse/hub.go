@@ -37,6 +37,9 @@ type Hub struct {
 	logger *slog.Logger
 	// What the writers need of the handler's configuration.
 	heartbeat, writeTimeout, maxDuration time.Duration
+	// forgetAfter is how long a tenant without streams keeps its recent
+	// batches.
+	forgetAfter time.Duration
 
 	mu      sync.RWMutex
 	tenants map[string]*audience
@@ -86,6 +89,11 @@ type audience struct {
 	own []*subscriber
 	// gen counts the holes the tenant's chain has jumped (Skip).
 	gen atomic.Int64
+	// streams counts the tenant's registered streams; idleSince is when
+	// the last one left (unix ns). A tenant without streams for a while
+	// keeps no recent batches (forgetAfter).
+	streams   atomic.Int64
+	idleSince atomic.Int64
 	// bySh are the writer-driven streams of each shard, and whether the
 	// shard's writer has this audience to visit (under that shard's mu).
 	bySh    [nShards][]*subscriber
@@ -100,6 +108,7 @@ const (
 
 func newAudience() *audience {
 	a := &audience{tail: &batch{}}
+	a.idleSince.Store(time.Now().UnixNano())
 	return a
 }
 
@@ -118,6 +127,18 @@ func (a *audience) add(b *batch) {
 		a.recentEvents -= len(a.oldest.events)
 		a.recentBytes -= len(a.oldest.frames)
 		a.oldest = a.oldest.next.Load()
+	}
+}
+
+// forget drops the recent batches (the chain goes on from the tail).
+func (a *audience) forget() {
+	a.oldest, a.recentEvents, a.recentBytes = nil, 0, 0
+}
+
+// leave counts a subscriber out of its audience, once.
+func (a *audience) leave(s *subscriber) {
+	if !s.left.Swap(true) && a.streams.Add(-1) == 0 {
+		a.idleSince.Store(time.Now().UnixNano())
 	}
 }
 
@@ -149,7 +170,7 @@ func NewHub(buffer int, period time.Duration, logger *slog.Logger) *Hub {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{buffer: int64(buffer), logger: logger, period: period, heartbeat: period, writeTimeout: DefaultWriteTimeout,
+	h := &Hub{buffer: int64(buffer), logger: logger, period: period, heartbeat: period, writeTimeout: DefaultWriteTimeout, forgetAfter: 10 * time.Minute,
 		tenants: map[string]*audience{}, drained: make(chan struct{}), done: make(chan struct{})}
 	for i := range h.beats {
 		c := make(chan struct{})
@@ -176,6 +197,7 @@ type subscriber struct {
 	taken atomic.Int64
 	floor int64 // the last seq passed: events <= floor are not sent again
 	dead  atomic.Bool
+	left  atomic.Bool // counted out of a.streams
 
 	// Streams on their own goroutine: wake is poked by Publish; wd ends a
 	// write blocked on a client that stopped reading (set before the
@@ -373,6 +395,11 @@ func (h *Hub) Publish(tenantID string, events []models.Event) {
 	b := newBatch(events, h.logger)
 	a.mu.Lock()
 	a.add(b)
+	if a.streams.Load() == 0 && time.Since(time.Unix(0, a.idleSince.Load())) > h.forgetAfter {
+		// Nobody has followed the tenant for a while: a client that comes
+		// back replays from the log, and the memory is not held for it.
+		a.forget()
+	}
 	h.stats.batches.Add(1)
 	for i := 0; i < len(a.own); {
 		s := a.own[i]
@@ -414,7 +441,7 @@ func (h *Hub) Skip(tenantID string, after, through int64) {
 	h.logger.Warn("sse: events pruned before they were published; ending the tenant's streams",
 		"tenant", tenantID, "after", after, "through", through)
 	a.mu.Lock()
-	a.oldest, a.recentEvents, a.recentBytes = nil, 0, 0
+	a.forget()
 	a.gen.Add(1)
 	for _, s := range a.own {
 		s.idx = -1
@@ -530,6 +557,7 @@ func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topic
 	s.a = a
 	a.mu.Lock()
 	s.at = a.tail
+	a.streams.Add(1)
 	s.gen = a.gen.Load()
 	s.taken.Store(a.tail.n)
 	if own {
@@ -552,6 +580,7 @@ func (h *Hub) unsubscribe(s *subscriber) {
 	a.mu.Lock()
 	a.removeOwn(s)
 	a.mu.Unlock()
+	a.leave(s)
 }
 
 // beat returns the channel that the clock closes at a shard's next tick,

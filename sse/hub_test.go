@@ -655,3 +655,51 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// TestForgetIdleTenant: a tenant nobody follows keeps no recent batches
+// once forgetAfter has passed (a returning client replays from the log);
+// streams of both kinds count in and out of their audience once.
+func TestForgetIdleTenant(t *testing.T) {
+	h, l := newTestHandler(Config{Heartbeat: time.Minute})
+	h.hub.forgetAfter = 0
+	srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+
+	l.Append(models.Event{Entity: "queue"}) // 1: no audience yet
+	readStream(t, srv.URL+"/stream", "0", 1)
+	h.hub.mu.RLock()
+	a := h.hub.tenants["t"]
+	h.hub.mu.RUnlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.streams.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams counted after the client left", a.streams.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	recent := func(cursor int64) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		_, ok := a.since(cursor)
+		return ok
+	}
+	l.Append(models.Event{Entity: "queue"}) // 2: nobody follows: forgotten
+	if recent(1) {
+		t.Fatal("an idle tenant kept its recent batches")
+	}
+	s, _, _ := h.hub.subscribe("t", models.Scope{}, nil, true, nil, -1)
+	l.Append(models.Event{Entity: "queue"}) // 3: followed: remembered
+	if !recent(2) {
+		t.Fatal("a followed tenant forgot its recent batch")
+	}
+	h.hub.unsubscribe(s)
+	h.hub.unsubscribe(s)
+	if n := a.streams.Load(); n != 0 {
+		t.Fatalf("%d streams counted after unsubscribing twice", n)
+	}
+	// A client that comes back replays 2..3 from the log, the same events.
+	if evs := readStream(t, srv.URL+"/stream", "1", 2); evs[0].LastEventID != "2" || evs[1].LastEventID != "3" {
+		t.Fatalf("replay %v", evs)
+	}
+}

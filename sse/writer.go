@@ -194,6 +194,7 @@ func (h *Hub) read(s *subscriber) {
 		delete(sh.auds, a)
 	}
 	sh.mu.Unlock()
+	a.leave(s)
 	s.sock.close(false)
 	h.leave()
 }
