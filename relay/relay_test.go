@@ -46,6 +46,21 @@ func (r *recorder) Skip(tenant string, after, through int64) {
 	r.trace[tenant] = append(r.trace[tenant], fmt.Sprintf("skip %d-%d", after, through))
 }
 
+// runRelay starts a relay over log publishing to sink, and returns it with
+// the function that stops it.
+func runRelay(t *testing.T, log relay.Log, interval time.Duration, sink relay.Sink) (*relay.Relay, func()) {
+	t.Helper()
+	rl := relay.New(log, interval, nil)
+	rl.AddSink(sink)
+	if err := rl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rl.Run(ctx); close(done) }()
+	return rl, func() { cancel(); <-done }
+}
+
 func (r *recorder) traceOf(tenant string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -97,15 +112,9 @@ func TestDispatchGapFreeInOrder(t *testing.T) {
 	}
 	rec := newRecorder()
 	cl := &countingLog{Store: st}
-	rl = relay.New(cl, time.Hour, nil) // no safety net: nudges alone must do it
-	rl.AddSink(rec)
-	if err := rl.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { rl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	var stop func()
+	rl, stop = runRelay(t, cl, time.Hour, rec) // no safety net: nudges alone must do it
+	defer stop()
 
 	const writers, per = 8, 100
 	var wg sync.WaitGroup
@@ -161,15 +170,8 @@ func TestSafetyNetScan(t *testing.T) {
 	}
 	defer st.Close()
 	rec := newRecorder()
-	rl := relay.New(st, 50*time.Millisecond, nil)
-	rl.AddSink(rec)
-	if err := rl.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { rl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	_, stop := runRelay(t, st, 50*time.Millisecond, rec)
+	defer stop()
 	actor := models.NewContextWithActor(context.Background(), models.Actor{Subject: "w", TenantID: "lost", Role: models.RoleAdmin})
 	for range 3 {
 		if _, err := st.Create(actor, &models.Doctor{Name: "d"}); err != nil {
