@@ -281,6 +281,20 @@ export class Records {
     else this.map.set(ev.id, ev.data);
     return true;
   }
+  /**
+   * optimisticStatus returns the `optimistic` step of perform(): it shows
+   * the record with the new status at once (then render()) and returns the
+   * undo, run if the server refuses.
+   */
+  optimisticStatus(id, status, render) {
+    return () => {
+      const old = this.map.get(id);
+      if (!old) return undefined;
+      this.map.set(id, { ...old, status });
+      render();
+      return () => { this.map.set(id, old); render(); };
+    };
+  }
 }
 
 // ------------------------------------------------------------------ format

@@ -264,16 +264,6 @@ app.addEventListener('change', (e) => { if (e.target.closest('[data-inv-form]'))
 
 // ------------------------------------------------------------------ actions
 
-function optimisticStatus(records, id, status) {
-  return () => {
-    const old = records.get(id);
-    if (!old) return undefined;
-    records.map.set(id, { ...old, status });
-    render();
-    return () => { records.map.set(id, old); render(); };
-  };
-}
-
 app.addEventListener('click', async (e) => {
   const btn = e.target.closest('[data-action]');
   if (!btn) return;
@@ -283,14 +273,14 @@ app.addEventListener('click', async (e) => {
       const next = ordered().find((q) => q.status === 'waiting');
       if (!next) return;
       await perform(conn, 'PATCH', `/api/v1/queue/${next.id}`, { status: 'called' }, {
-        ifMatch: next.version, label: `Call #${next.token}`, optimistic: optimisticStatus(queue, next.id, 'called'),
+        ifMatch: next.version, label: `Call #${next.token}`, optimistic: queue.optimisticStatus(next.id, 'called', render),
       });
       break;
     }
     case 'no-show': {
       const q = queue.get(btn.dataset.id);
       await perform(conn, 'PATCH', `/api/v1/queue/${q.id}`, { status: 'no_show' }, {
-        ifMatch: q.version, label: `No-show #${q.token}`, optimistic: optimisticStatus(queue, q.id, 'no_show'),
+        ifMatch: q.version, label: `No-show #${q.token}`, optimistic: queue.optimisticStatus(q.id, 'no_show', render),
       });
       break;
     }
@@ -314,7 +304,7 @@ app.addEventListener('click', async (e) => {
       const body = notes !== undefined && notes !== v.notes ? { notes, status: 'closed' } : { status: 'closed' };
       btn.disabled = true;
       const r = await perform(conn, 'PATCH', `/api/v1/visits/${v.id}`, body, {
-        ifMatch: v.version, label: 'Close visit', optimistic: optimisticStatus(visits, v.id, 'closed'),
+        ifMatch: v.version, label: 'Close visit', optimistic: visits.optimisticStatus(v.id, 'closed', render),
       });
       if (r.ok && !r.queued) toast('Visit closed.', 'ok', 2500);
       break;

@@ -180,23 +180,12 @@ function drawAppt(a) {
 
 // ------------------------------------------------------------------ actions
 
-// optimisticStatus changes a record's status at once and returns its undo.
-function optimisticStatus(records, id, status) {
-  return () => {
-    const old = records.get(id);
-    if (!old) return undefined;
-    records.map.set(id, { ...old, status });
-    render();
-    return () => { records.map.set(id, old); render(); };
-  };
-}
-
 async function setQueueStatus(id, status, label) {
   const q = queue.get(id);
   if (!q) return;
   const p = patients.get(q.patient_id);
   await perform(conn, 'PATCH', `/api/v1/queue/${id}`, { status }, {
-    ifMatch: q.version, label: `${label} #${q.token} ${p?.name || ''}`.trim(), optimistic: optimisticStatus(queue, id, status),
+    ifMatch: q.version, label: `${label} #${q.token} ${p?.name || ''}`.trim(), optimistic: queue.optimisticStatus(id, status, render),
   });
 }
 
@@ -218,7 +207,7 @@ app.addEventListener('click', async (e) => {
       const a = appts.get(id);
       const p = patients.get(a?.patient_id);
       await perform(conn, 'PATCH', `/api/v1/appointments/${id}`, { status: 'checked_in' }, {
-        ifMatch: a.version, label: `Check in ${p?.name || ''}`.trim(), optimistic: optimisticStatus(appts, id, 'checked_in'),
+        ifMatch: a.version, label: `Check in ${p?.name || ''}`.trim(), optimistic: appts.optimisticStatus(id, 'checked_in', render),
       });
       break;
     }
