@@ -204,7 +204,7 @@ type subscriber struct {
 	// subscriber is registered, called with audience.mu held while the
 	// stream runs).
 	wake chan struct{}
-	wd   interface{ SetWriteDeadline(time.Time) error }
+	wd   deadliner
 
 	// Writer-driven streams (writer.go).
 	sock *socket
@@ -213,6 +213,9 @@ type subscriber struct {
 // sees reports whether event i of b is visible to s: models.Scope.Visible
 // with the topics as a bit set (topics only name known entities), so that
 // a delivery costs no map lookup.
+// deadliner ends a write blocked on a client (a sink, a connection).
+type deadliner interface{ SetWriteDeadline(time.Time) error }
+
 func (s *subscriber) sees(b *batch, i int) bool {
 	if s.all {
 		return true
@@ -536,7 +539,7 @@ func (h *Hub) leave() {
 // writer-driven one waits for activate. With a cursor (>= 0), it also
 // returns the first recent batch after it (the replay runs from there up
 // to s.at), if the hub still has them all.
-func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, own bool, wd interface{ SetWriteDeadline(time.Time) error }, cursor int64) (*subscriber, *batch, bool) {
+func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topics, own bool, wd deadliner, cursor int64) (*subscriber, *batch, bool) {
 	s := &subscriber{scope: scope, mask: topicsMask(topics),
 		all: topics == nil && !scope.BoardOnly && scope.PatientID == "", wd: wd,
 		shard: int(h.nextShard.Add(1) % nShards), idx: -1}
