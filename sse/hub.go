@@ -210,12 +210,12 @@ type subscriber struct {
 	sock *socket
 }
 
-// sees reports whether event i of b is visible to s: models.Scope.Visible
-// with the topics as a bit set (topics only name known entities), so that
-// a delivery costs no map lookup.
 // deadliner ends a write blocked on a client (a sink, a connection).
 type deadliner interface{ SetWriteDeadline(time.Time) error }
 
+// sees reports whether event i of b is visible to s: models.Scope.Visible
+// with the topics as a bit set (topics only name known entities), so that
+// a delivery costs no map lookup.
 func (s *subscriber) sees(b *batch, i int) bool {
 	if s.all {
 		return true
