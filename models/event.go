@@ -159,3 +159,17 @@ type EventPage struct {
 	Cursor  int64   `json:"cursor"`
 	HasMore bool    `json:"has_more"`
 }
+
+// SeesActors reports whether the audience is staff, who see who made each
+// change. Display and patient audiences do not: the board is anonymous by
+// contract, and a patient learns no staff identity from an event.
+func (s Scope) SeesActors() bool { return !s.BoardOnly && s.PatientID == "" }
+
+// ForAudience returns e as the scope receives it: for display and patient
+// audiences the actor is "" (the log keeps it for the staff's audit trail).
+func (s Scope) ForAudience(e Event) Event {
+	if !s.SeesActors() {
+		e.Actor = ""
+	}
+	return e
+}
