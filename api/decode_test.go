@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	jsonv1 "encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,4 +126,32 @@ func TestDecodeWhole(t *testing.T) {
 	if err := Decode([]byte(" {\"name\":\"王\\u00e9\\ud83d\\ude00\",\"mrn\":\"\\\\u0000\"}\n"), &p); err != nil || p.Name != "王é😀" || p.MRN != `\u0000` {
 		t.Fatalf("a valid body: %v %+v", err, p)
 	}
+}
+
+// BenchmarkDecode: the strict decoder on a typical invoice body, beside
+// encoding/json (v1) with DisallowUnknownFields, which it replaced.
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(`{"patient_id":"pat_0123456789abcdefghjk","currency":"EUR","lines":[` +
+		strings.Repeat(`{"description":"Consultation, follow-up — 王医生","quantity":1,"unit_price":4500},`, 9) +
+		`{"description":"Dressing","quantity":2,"unit_price":350}]}`)
+	b.Run("strict", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := Decode(body, &models.Invoice{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("v1-baseline", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			d := jsonv1.NewDecoder(bytes.NewReader(body))
+			d.DisallowUnknownFields()
+			if err := d.Decode(&models.Invoice{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -219,3 +219,18 @@ func TestStrictTokens(t *testing.T) {
 		t.Fatalf("fractional exp: %v", err)
 	}
 }
+
+// BenchmarkVerifyUncached: a full verification (what a cache miss costs),
+// with the strict header and claims decoding.
+func BenchmarkVerifyUncached(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	a := newAuth(&now)
+	tok, _ := a.Sign(models.Actor{Subject: "user-1", TenantID: "clinic-1", Role: models.RoleDoctor}, time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.verified = newVerified(10)
+		if _, err := a.Verify(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
