@@ -142,8 +142,8 @@ func TestTextLimits(t *testing.T) {
 		{line("a\u0085b", MaxNameLen), "must be valid UTF-8"},
 		{line("bad\xff\xfe", MaxNameLen), "must be valid UTF-8"},
 		{line("\xed\xa0\x80", MaxNameLen), "must be valid UTF-8"}, // an encoded surrogate
-		{free(rep("王", 21845) + "a"), ""},                          // 65,536 bytes
-		{free(rep("王", 21845) + "ab"), "is too long"},              // 65,537 bytes
+		{free(rep("王", 21845) + "a"), ""},                         // 65,536 bytes
+		{free(rep("王", 21845) + "ab"), "is too long"},             // 65,537 bytes
 		{free(rep("a", MaxTextLen)), ""},
 		{free(rep("a", MaxTextLen+1)), "is too long"},
 		{free("line one\nline two\ttab"), ""},
