@@ -212,35 +212,62 @@ func (h *Handler) delete(r *models.Resource) echo.HandlerFunc {
 	}
 }
 
+// MaxIdempotencyKey bounds an Idempotency-Key, in characters.
+const MaxIdempotencyKey = 200
+
 // idempotent attaches the request's Idempotency-Key, if any, to its
 // context: the write records its response under the key in its transaction,
 // and a repeat of the same request gets that response without writing.
-// Keys are the caller's own (scoped by sub) and bound to method, route, id
-// and body; the same key with another request is 422.
+// Keys are the caller's own (the store scopes them by tenant and sub, in
+// separate columns) and bound to method, route, id and body; the same key
+// with another request is 422. A key is at most MaxIdempotencyKey
+// characters of UTF-8 without control characters; anything else is 400
+// naming Idempotency-Key, before it reaches the hash or the database.
 func idempotent(c echo.Context, body []byte) (context.Context, error) {
 	ctx := c.Request().Context()
-	key := c.Request().Header.Get("Idempotency-Key")
-	if key == "" {
+	vs := c.Request().Header.Values("Idempotency-Key")
+	switch {
+	case len(vs) == 0 || (len(vs) == 1 && vs[0] == ""):
 		return ctx, nil
+	case len(vs) > 1:
+		return ctx, models.Invalid("Idempotency-Key", "must be given once")
 	}
-	if len(key) > 200 {
-		return ctx, models.Invalid("Idempotency-Key", "must be at most 200 characters")
+	key := vs[0]
+	if !models.ValidLine(key, MaxIdempotencyKey) {
+		return ctx, models.Invalid("Idempotency-Key", "must be at most 200 characters of UTF-8 text without control characters")
 	}
 	sum := sha256.Sum256(append([]byte(c.Request().Method+" "+c.Path()+" "+c.Param("id")+"\n"), body...))
-	return models.NewContextWithIdempotencyKey(ctx, models.IdempotencyKey{Key: actor(c).Subject + ":" + key, Hash: hex.EncodeToString(sum[:])}), nil
+	return models.NewContextWithIdempotencyKey(ctx, models.IdempotencyKey{Key: key, Hash: hex.EncodeToString(sum[:])}), nil
 }
 
-// parseIfMatch reads If-Match: "<version>" (quotes optional; W/ accepted).
-// Absent is 0 (no precondition).
+// parseIfMatch reads If-Match: "<version>" (RFC 9110 §13.1.1). The quotes
+// may be left out, and W/ is accepted, since proxies that compress weaken
+// ETags. Absent or * is 0 (no precondition). Anything else — a list or a
+// repeated header (one version is current, so only one can be meant), a
+// sign, a non-digit, a version of 0 or past int64 — is 400 naming If-Match.
 func parseIfMatch(c echo.Context) (int64, error) {
-	v := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	bad := models.Invalid("If-Match", `must be one record version, such as "3"`)
+	vs := c.Request().Header.Values("If-Match")
+	if len(vs) > 1 {
+		return 0, bad
+	}
+	var v string
+	if len(vs) == 1 {
+		v = strings.TrimSpace(vs[0])
+	}
 	if v == "" || v == "*" {
 		return 0, nil
 	}
-	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+	v = strings.TrimPrefix(v, "W/")
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if v == "" || len(v) > 19 || strings.Trim(v, "0123456789") != "" {
+		return 0, bad
+	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, models.Invalid("If-Match", `must be a record version, such as "3"`)
+		return 0, bad
 	}
 	return n, nil
 }

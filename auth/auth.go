@@ -8,13 +8,15 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
+	jsonv1 "encoding/json"
 	"errors"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 )
@@ -76,6 +78,41 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
+// Reasons a token is refused beyond golang-jwt's own checks; tokenProblem
+// names them in the 401.
+var (
+	errCritical    = errors.New(`the header names critical extensions ("crit"), none of which this server understands`)
+	errHeaderJSON  = errors.New("the header is not strict JSON (a repeated name, or text that is not UTF-8)")
+	errClaimsJSON  = errors.New("the claims are not strict JSON (a repeated name, or text that is not UTF-8)")
+	errNumericDate = errors.New("exp, nbf and iat must be JSON numbers of seconds (RFC 7519 NumericDate)")
+)
+
+// strictDates decodes exp, nbf and iat only from a JSON number. golang-jwt's
+// NumericDate.UnmarshalJSON decodes through a json.Number, which encoding/json
+// also fills from a string holding a number, so "exp":"1800000000" would pass.
+var strictDates = json.WithUnmarshalers(json.UnmarshalFunc(func(b []byte, d **jwt.NumericDate) error {
+	if jsontext.Value(b).Kind() != '0' {
+		return errNumericDate
+	}
+	*d = new(jwt.NumericDate)
+	return (*d).UnmarshalJSON(b)
+}))
+
+// UnmarshalJSON decodes the claims set strictly (RFC 7519 §4, RFC 8259 §8.1):
+// a claim name given twice, text that is not UTF-8 or a lone surrogate escape
+// is an error rather than last-wins or U+FFFD; names match case-sensitively
+// ("SUB" is not "sub"; unknown claims are ignored); exp, nbf and iat must be
+// JSON numbers (a JSON null or string is an error). golang-jwt's parser calls
+// it through encoding/json with the raw claims segment.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	type plain Claims // the same fields, without this method
+	err := json.Unmarshal(b, (*plain)(c), strictDates)
+	if _, ok := errors.AsType[*jsontext.SyntacticError](err); ok {
+		return errClaimsJSON
+	}
+	return err
+}
+
 var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // ValidTenantID reports whether s can name a tenant.
@@ -90,13 +127,15 @@ func (a *Authenticator) Verify(token string) (models.Actor, error) {
 		return actor, nil
 	}
 	var c Claims
-	if _, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.cfg.Secret, nil }); err != nil {
+	if _, err := a.parser.ParseWithClaims(token, &c, a.key); err != nil {
 		return models.Actor{}, unauthorized("invalid token: " + tokenProblem(err))
 	}
 	role := models.Role(c.Role)
 	switch {
 	case c.Subject == "":
 		return models.Actor{}, unauthorized("invalid token: missing sub")
+	case !models.ValidLine(c.Subject, MaxSubject):
+		return models.Actor{}, unauthorized("invalid token: sub must be at most 255 characters without control characters")
 	case !role.Valid():
 		return models.Actor{}, unauthorized("invalid token: missing or unknown role")
 	case role != models.RolePlatform && !ValidTenantID(c.TenantID):
@@ -107,12 +146,40 @@ func (a *Authenticator) Verify(token string) (models.Actor, error) {
 	return actor, nil
 }
 
+// MaxSubject bounds a token's sub in characters: it is stored as the actor
+// of every event and scopes the caller's idempotency keys.
+const MaxSubject = 255
+
+// key is the parser's Keyfunc: it runs once the token is decoded, before the
+// signature is checked, and refuses what golang-jwt does not check itself.
+//
+// RFC 7515 §4.1.11: a recipient that does not understand every extension
+// listed in "crit" must reject the JWS, and an empty list is not allowed.
+// This server understands none, so any "crit" is refused. The header is
+// also held to strict JSON, as the claims are (see Claims.UnmarshalJSON):
+// encoding/json keeps the last of two "alg" members where another parser may
+// keep the first.
+func (a *Authenticator) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCritical
+	}
+	seg, _, _ := strings.Cut(t.Raw, ".")
+	if h, err := a.parser.DecodeSegment(seg); err != nil || !jsontext.Value(h).IsValid() {
+		return nil, errHeaderJSON
+	}
+	return a.cfg.Secret, nil
+}
+
 // tokenProblem names what was wrong without echoing the token.
 func tokenProblem(err error) string {
 	for _, e := range []struct {
 		err error
 		msg string
 	}{
+		{errCritical, errCritical.Error()},
+		{errHeaderJSON, errHeaderJSON.Error()},
+		{errClaimsJSON, errClaimsJSON.Error()},
+		{errNumericDate, errNumericDate.Error()},
 		{jwt.ErrTokenExpired, "expired"},
 		{jwt.ErrTokenNotValidYet, "not valid yet"},
 		{jwt.ErrTokenRequiredClaimMissing, "a required claim is missing"},
@@ -154,7 +221,7 @@ type ticket struct {
 // for TicketTTL.
 func (a *Authenticator) MintTicket(actor models.Actor) (string, time.Time) {
 	exp := a.cfg.Now().Add(TicketTTL).Truncate(time.Second)
-	payload, _ := json.Marshal(ticket{actor.TenantID, actor.Subject, string(actor.Role), exp.Unix(), models.NewID("n")})
+	payload, _ := jsonv1.Marshal(ticket{actor.TenantID, actor.Subject, string(actor.Role), exp.Unix(), models.NewID("n")})
 	p := base64.RawURLEncoding.EncodeToString(payload)
 	return p + "." + base64.RawURLEncoding.EncodeToString(a.mac(p)), exp
 }
@@ -174,7 +241,7 @@ func (a *Authenticator) RedeemTicket(ctx context.Context, t string) (models.Acto
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(p)
 	var tk ticket
-	if err != nil || json.Unmarshal(raw, &tk) != nil {
+	if err != nil || jsonv1.Unmarshal(raw, &tk) != nil {
 		return models.Actor{}, unauthorized("invalid stream ticket")
 	}
 	exp := time.Unix(tk.Expires, 0)

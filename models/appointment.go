@@ -59,7 +59,7 @@ func (a *Appointment) Validate() error {
 	case a.EndsAt.Sub(a.StartsAt) > MaxAppointmentLength:
 		v.Add("ends_at", "must be within 24 hours of starts_at")
 	}
-	checkText(&v, "reason", a.Reason, MaxTextLen, false)
+	checkFreeText(&v, "reason", a.Reason, MaxTextLen, false)
 	a.StartsAt, a.EndsAt = Timestamp(a.StartsAt), Timestamp(a.EndsAt)
 	return v.Err()
 }

@@ -80,8 +80,9 @@ func ActorFromContext(ctx context.Context) (Actor, bool) {
 	return a, ok
 }
 
-// IdempotencyKey is a POST's Idempotency-Key and a hash of the request it
-// came with.
+// IdempotencyKey is a write's Idempotency-Key, as the caller sent it, and a
+// hash of the request it came with. The store scopes the key to the
+// caller's tenant and subject (the actor of the same context) itself.
 type IdempotencyKey struct {
 	Key  string
 	Hash string

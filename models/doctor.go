@@ -14,9 +14,9 @@ func (*Doctor) Patient() string { return "" }
 // Validate checks the fields a client sets.
 func (d *Doctor) Validate() error {
 	var v Validation
-	checkText(&v, "name", d.Name, MaxNameLen, true)
-	checkText(&v, "specialty", d.Specialty, MaxTextLen, false)
-	checkText(&v, "room", d.Room, maxShort, false)
+	checkLine(&v, "name", d.Name, MaxNameLen, true)
+	checkFreeText(&v, "specialty", d.Specialty, MaxTextLen, false)
+	checkLine(&v, "room", d.Room, maxShort, false)
 	return v.Err()
 }
 

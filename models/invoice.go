@@ -68,7 +68,7 @@ func (inv *Invoice) Validate() error {
 	var total int64
 	for i, l := range inv.Lines {
 		f := "lines[" + strconv.Itoa(i) + "]."
-		checkText(&v, f+"description", l.Description, MaxTextLen, true)
+		checkFreeText(&v, f+"description", l.Description, MaxTextLen, true)
 		switch {
 		case l.Quantity <= 0 || l.Quantity > 1_000_000:
 			v.Add(f+"quantity", "must be between 1 and 1000000")

@@ -2,6 +2,7 @@ package models
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,5 +100,61 @@ func TestIDs(t *testing.T) {
 	id := NewID(IDPrefix(EntityQueue))
 	if !ValidID(EntityQueue, id) || ValidID(EntityPatient, id) || ValidID(EntityQueue, id+"x") || ValidID(EntityQueue, "q_../../../../etc/passwd") {
 		t.Fatalf("ValidID misjudges %s", id)
+	}
+}
+
+// TestTextLimits: names and short fields count characters and refuse
+// control characters; free text counts bytes and allows line breaks; both
+// refuse invalid UTF-8 and NUL.
+func TestTextLimits(t *testing.T) {
+	rep := func(s string, n int) string { return strings.Repeat(s, n) }
+	line := func(s string, max int) string {
+		var v Validation
+		checkLine(&v, "f", s, max, true)
+		if len(v) == 0 {
+			return ""
+		}
+		return v[0].Message
+	}
+	free := func(s string) string {
+		var v Validation
+		checkFreeText(&v, "f", s, MaxTextLen, false)
+		if len(v) == 0 {
+			return ""
+		}
+		return v[0].Message
+	}
+	for _, tc := range []struct {
+		got, want string // want: "" accepted, else a prefix of the message
+	}{
+		{line(rep("王", 200), MaxNameLen), ""},
+		{line(rep("王", 67), MaxNameLen), ""},
+		{line(rep("é", 101), MaxNameLen), ""},
+		{line(rep("😀", 200), MaxNameLen), ""},
+		{line(rep("王", 201), MaxNameLen), "is too long"},
+		{line(rep("a", 201), MaxNameLen), "is too long"},
+		{line(rep("٠", 64), maxShort), ""},
+		{line(rep("٠", 65), maxShort), "is too long"},
+		{line("", MaxNameLen), "is required"},
+		{line("  ", MaxNameLen), "is required"},
+		{line("a\x00b", MaxNameLen), "must be valid UTF-8"},
+		{line("a\nb", MaxNameLen), "must be valid UTF-8"},
+		{line("a\u0085b", MaxNameLen), "must be valid UTF-8"},
+		{line("bad\xff\xfe", MaxNameLen), "must be valid UTF-8"},
+		{line("\xed\xa0\x80", MaxNameLen), "must be valid UTF-8"}, // an encoded surrogate
+		{free(rep("王", 21845) + "a"), ""},                         // 65,536 bytes
+		{free(rep("王", 21845) + "ab"), "is too long"},             // 65,537 bytes
+		{free(rep("a", MaxTextLen)), ""},
+		{free(rep("a", MaxTextLen+1)), "is too long"},
+		{free("line one\nline two\ttab"), ""},
+		{free("x\x00"), "must be valid UTF-8"},
+		{free("caf\xc3"), "must be valid UTF-8"},
+	} {
+		if tc.got == "" && tc.want != "" || tc.want == "" && tc.got != "" || !strings.HasPrefix(tc.got, tc.want) {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+	if !ValidLine(rep("王", 64), maxShort) || ValidLine(rep("王", 65), maxShort) || ValidLine("a\x00", 10) || ValidLine("\xff", 10) {
+		t.Fatal("ValidLine")
 	}
 }

@@ -17,14 +17,14 @@ func (p *Patient) Patient() string { return p.ID }
 // Validate checks the fields a client sets.
 func (p *Patient) Validate() error {
 	var v Validation
-	checkText(&v, "name", p.Name, MaxNameLen, true)
+	checkLine(&v, "name", p.Name, MaxNameLen, true)
 	if p.DateOfBirth != "" {
 		if _, err := time.Parse(time.DateOnly, p.DateOfBirth); err != nil {
 			v.Add("date_of_birth", "must be a date YYYY-MM-DD")
 		}
 	}
-	checkText(&v, "phone", p.Phone, maxShort, false)
-	checkText(&v, "mrn", p.MRN, maxShort, false)
+	checkLine(&v, "phone", p.Phone, maxShort, false)
+	checkLine(&v, "mrn", p.MRN, maxShort, false)
 	return v.Err()
 }
 

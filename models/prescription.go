@@ -35,11 +35,11 @@ func (p *Prescription) Validate() error {
 	}
 	for i, it := range p.Items {
 		f := "items[" + strconv.Itoa(i) + "]."
-		checkText(&v, f+"drug", it.Drug, MaxNameLen, true)
-		checkText(&v, f+"dose", it.Dose, MaxNameLen, true)
-		checkText(&v, f+"route", it.Route, MaxNameLen, false)
-		checkText(&v, f+"frequency", it.Frequency, MaxNameLen, false)
-		checkText(&v, f+"duration", it.Duration, MaxNameLen, false)
+		checkLine(&v, f+"drug", it.Drug, MaxNameLen, true)
+		checkLine(&v, f+"dose", it.Dose, MaxNameLen, true)
+		checkLine(&v, f+"route", it.Route, MaxNameLen, false)
+		checkLine(&v, f+"frequency", it.Frequency, MaxNameLen, false)
+		checkLine(&v, f+"duration", it.Duration, MaxNameLen, false)
 	}
 	return v.Err()
 }

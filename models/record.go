@@ -2,16 +2,19 @@ package models
 
 import (
 	"crypto/rand"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
-// Field limits of the contract.
+// Field limits of the contract. Names and short fields count characters
+// (Unicode code points); only free text counts bytes, of UTF-8.
 const (
-	MaxNameLen = 200      // characters in a name
-	MaxTextLen = 64 << 10 // bytes in a free-text field
-	maxShort   = 64       // characters in a phone, MRN, room, currency
+	MaxNameLen = 200      // characters in a name, and in a prescription item's fields
+	MaxTextLen = 64 << 10 // bytes in a free-text field: 65,536
+	maxShort   = 64       // characters in a phone, MRN or room
 	maxItems   = 200      // prescription items or invoice lines per record
 )
 
@@ -103,19 +106,41 @@ func ValidID(entity, s string) bool {
 	return true
 }
 
-// checkText validates a string field: valid UTF-8, no NUL, within max
-// (characters when max <= MaxNameLen, bytes otherwise), present if required.
-func checkText(v *Validation, field, s string, max int, required bool) {
+// checkLine validates a single-line field (a name, phone, MRN, room, a
+// prescription item's drug or dose): valid UTF-8 without control characters
+// (U+0000–U+001F, U+007F–U+009F: no NUL, tab or line break), at most
+// maxChars characters (Unicode code points, not bytes: 200 × "王" is 600
+// bytes and fits), and not blank if required.
+func checkLine(v *Validation, field, s string, maxChars int, required bool) {
 	switch {
+	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
+		v.Add(field, "must be valid UTF-8 text without control characters (such as NUL, tab or a line break)")
+	case utf8.RuneCountInString(s) > maxChars:
+		v.Add(field, "is too long: at most "+strconv.Itoa(maxChars)+" characters")
 	case required && strings.TrimSpace(s) == "":
 		v.Add(field, "is required")
+	}
+}
+
+// checkFreeText validates a free-text field (notes, a reason, a specialty,
+// a line's description): valid UTF-8 without NUL (line breaks and tabs are
+// text here), at most maxBytes bytes of UTF-8, and not blank if required.
+func checkFreeText(v *Validation, field, s string, maxBytes int, required bool) {
+	switch {
 	case !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0:
 		v.Add(field, "must be valid UTF-8 text without NUL characters")
-	case max <= MaxNameLen && utf8.RuneCountInString(s) > max:
-		v.Add(field, "is too long")
-	case len(s) > max:
-		v.Add(field, "is too long")
+	case len(s) > maxBytes:
+		v.Add(field, "is too long: at most "+strconv.Itoa(maxBytes)+" bytes of UTF-8")
+	case required && strings.TrimSpace(s) == "":
+		v.Add(field, "is required")
 	}
+}
+
+// ValidLine reports whether s is valid UTF-8 without control characters
+// and at most maxChars characters long: what checkLine accepts, for query
+// parameters and headers.
+func ValidLine(s string, maxChars int) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0 && utf8.RuneCountInString(s) <= maxChars
 }
 
 // checkRef validates a reference to another record by id.

@@ -51,7 +51,7 @@ func isStatus[S ~string](t transitions[S]) func(string) bool {
 	return func(s string) bool { return t.known(S(s)) }
 }
 
-func isShort(s string) bool { return len(s) <= maxShort }
+func isShort(s string) bool { return ValidLine(s, maxShort) }
 
 // Resources lists the seven resources by name.
 var Resources = map[string]*Resource{

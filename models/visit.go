@@ -45,7 +45,7 @@ func (v *Visit) Validate() error {
 	if v.AppointmentID != nil {
 		checkRef(&val, "appointment_id", EntityAppointment, *v.AppointmentID, true)
 	}
-	checkText(&val, "notes", v.Notes, MaxTextLen, false)
+	checkFreeText(&val, "notes", v.Notes, MaxTextLen, false)
 	return val.Err()
 }
 

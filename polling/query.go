@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clinicpulse/clinicpulse/models"
 )
@@ -68,6 +69,19 @@ func parseListQuery(v url.Values, maxWait time.Duration) (Query, error) {
 
 func parseCommon(v url.Values, maxWait time.Duration) (Query, error) {
 	q := Query{Limit: models.DefaultLimit}
+	// Every parameter, known or not, is text: valid UTF-8 without NUL
+	// (%FF or %00 decode to neither). The list key, and so the ETag, hashes
+	// them all; the store sees the filters.
+	for k, vs := range v {
+		if !text(k) {
+			return q, models.Invalid("query", "parameter names must be UTF-8 text without NUL")
+		}
+		for _, s := range vs {
+			if !text(s) {
+				return q, models.Invalid(k, "must be UTF-8 text without NUL")
+			}
+		}
+	}
 	s, ok, err := single(v, "since")
 	if err != nil {
 		return q, err
@@ -115,6 +129,8 @@ func parseCommon(v url.Values, maxWait time.Duration) (Query, error) {
 	}
 	return q, nil
 }
+
+func text(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // single returns the one value of a parameter, whether it was given, and an
 // error when it was given more than once (which value would win is not

@@ -36,8 +36,12 @@ func (r *eventRow) event() models.Event {
 	}
 }
 
+// idempotencyRow is a recorded response, keyed by tenant, the caller's
+// subject and the caller's own key in three columns (migration 00003), so
+// that no two callers' keys can meet whatever characters they hold.
 type idempotencyRow struct {
 	TenantID    string
+	Subject     string
 	Key         string
 	RequestHash string
 	Response    string
@@ -136,7 +140,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 				}
 			}
 			if hasIdem {
-				row := idempotencyRow{TenantID: actor.TenantID, Key: idem.Key, RequestHash: idem.Hash, Response: string(body), CreatedAt: w.now}
+				row := idempotencyRow{TenantID: actor.TenantID, Subject: actor.Subject, Key: idem.Key, RequestHash: idem.Hash, Response: string(body), CreatedAt: w.now}
 				if err := tx.Create(&row).Error; err != nil {
 					return fmt.Errorf("idempotency key: %w", err)
 				}
@@ -169,7 +173,7 @@ func retryable(err error) bool {
 
 func (w *writer) checkIdempotency(k models.IdempotencyKey) error {
 	var row idempotencyRow
-	err := w.tx.Where("tenant_id = ? AND key = ?", w.actor.TenantID, k.Key).Take(&row).Error
+	err := w.tx.Where("tenant_id = ? AND subject = ? AND key = ?", w.actor.TenantID, w.actor.Subject, k.Key).Take(&row).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return nil
