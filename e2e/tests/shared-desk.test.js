@@ -142,7 +142,6 @@ test('every dashboard loads under its Content-Security-Policy without a violatio
     ['index', null],
   ];
   for (const [name, token] of pages) {
-    console.error('T', name, Date.now() % 1000000);
     const page = await ctx.newPage();
     const problems = [];
     // Chromium reports a blocked load or script in the console ("Refused
