@@ -84,12 +84,12 @@ test('the outbox is emptied when another identity signs in or the token is clear
   await page.evaluate((tok) => { location.hash = `#token=${tok}`; }, tokB);
   await ctx.setOffline(false);
   await until('the outbox of desk-a is emptied', async () => (await outboxOf(page)).length === 0);
-  const changes = await until('an identity change', () => page.evaluate(() => globalThis.__identity.length && globalThis.__identity));
-  assert.match(changes[0].identity, /\|desk-b$/);
-  assert.equal(changes[0].discarded, 1);
   // The page stays online under desk-b for two replay periods (5 s each).
   await sleep(11000);
   assert.equal(await patientNamed('Queued Alpha'), false, "desk-a's write was sent with desk-b's token");
+  const changes = await until('an identity change', () => page.evaluate(() => globalThis.__identity.length && globalThis.__identity));
+  assert.match(changes[0].identity, /\|desk-b$/);
+  assert.equal(changes[0].discarded, 1);
 
   // 2. The token is cleared (signed out) while a write waits.
   await ctx.setOffline(true);
