@@ -3,7 +3,9 @@ package app_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +107,21 @@ func TestWriteVisibilityTimeout(t *testing.T) {
 			t.Fatalf("create: %d %s", r.Status, r.Body)
 		}
 		xCursor(t, "create", r)
+	}
+}
+
+// TestCursorExposedToBrowsers: a cross-origin page can read X-Cursor.
+func TestCursorExposedToBrowsers(t *testing.T) {
+	origin := "https://desk.example"
+	s := apptest.Start(t, func(c *app.Config) { c.CORSOrigins = []string{origin} })
+	tok := s.Token("cors", models.RoleCoordinator, "desk-1")
+	r := s.Do(t, http.MethodPost, "/api/v1/doctors", tok, map[string]any{"name": "D"}, "Origin", origin)
+	xCursor(t, "create", r)
+	exposed := strings.Split(r.Header.Get("Access-Control-Expose-Headers"), ",")
+	for i := range exposed {
+		exposed[i] = http.CanonicalHeaderKey(strings.TrimSpace(exposed[i]))
+	}
+	if !slices.Contains(exposed, "X-Cursor") {
+		t.Fatalf("Access-Control-Expose-Headers %q", r.Header.Get("Access-Control-Expose-Headers"))
 	}
 }
