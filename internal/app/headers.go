@@ -17,27 +17,21 @@ import (
 const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; " +
 	"img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
 
-// apiCSP is the policy of every other response (JSON, the stream, metrics):
-// nothing may run or embed it if a browser ever renders one as a page.
-const apiCSP = "default-src 'none'; frame-ancestors 'none'"
-
-// securityHeaders sets, on every response, X-Content-Type-Options: nosniff
-// and Referrer-Policy: no-referrer (tokens travel in URL fragments, and no
-// URL of ours needs to leave in a Referer); and a Content-Security-Policy:
-// the pages' policy with frame-ancestors from the configured embed origins
-// on the dashboards, apiCSP elsewhere.
+// securityHeaders gives the dashboards (/static/* and the / redirect) their
+// Content-Security-Policy, with frame-ancestors from the configured embed
+// origins, X-Content-Type-Options: nosniff, and Referrer-Policy: no-referrer
+// (tokens travel in URL fragments, and no URL of ours needs to leave in a
+// Referer). API responses (JSON, the stream) are not documents and are
+// left as they are.
 func securityHeaders(frameAncestors []string) echo.MiddlewareFunc {
 	page := pageCSP + "; frame-ancestors " + strings.Join(frameAncestors, " ")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Response().Header()
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
-			switch p := c.Path(); {
-			case p == "/" || strings.HasPrefix(p, "/static"):
+			if p := c.Path(); p == "/" || strings.HasPrefix(p, "/static") {
+				h := c.Response().Header()
 				h.Set("Content-Security-Policy", page)
-			default:
-				h.Set("Content-Security-Policy", apiCSP)
+				h.Set("X-Content-Type-Options", "nosniff")
+				h.Set("Referrer-Policy", "no-referrer")
 			}
 			return next(c)
 		}
