@@ -27,9 +27,27 @@ type Store interface {
 // cursor of their snapshot, for the polling layer's ETag.
 const CursorKey = models.CursorContextKey
 
+// Consistency makes a committed write visible to the instance's reads
+// (polls, ETags, streams) before the write is answered.
+type Consistency interface {
+	// AwaitDispatched returns once the tenant's events through seq are
+	// dispatched to this instance's live channels, or with an error when
+	// it gave up (its own bound, or ctx). The write is answered either way:
+	// it is committed.
+	AwaitDispatched(ctx context.Context, tenantID string, seq int64) error
+}
+
+// CursorHeader tells a writer its position in the change log: the seq of
+// its write's last event (for a replayed Idempotency-Key, the log's head
+// at the replay). Reads at a cursor at or after it reflect the write.
+const CursorHeader = "X-Cursor"
+
 // Handler serves the seven resources and the queue board.
 type Handler struct {
 	Store Store
+	// Consistency, when set, holds each write's answer until its events
+	// are dispatched (read your own writes).
+	Consistency Consistency
 }
 
 // Register mounts the routes on g (the authenticated /api/v1 group). list,
@@ -151,10 +169,12 @@ func (h *Handler) create(r *models.Resource) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		ctx, pos := withPosition(ctx)
 		out, err := h.Store.Create(ctx, rec)
 		if err != nil {
 			return err
 		}
+		h.settle(c, pos)
 		return c.JSONBlob(http.StatusCreated, out)
 	}
 }
@@ -180,10 +200,12 @@ func (h *Handler) patch(r *models.Resource) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		ctx, pos := withPosition(ctx)
 		out, err := h.Store.Update(ctx, r.Name, c.Param("id"), ifMatch, u)
 		if err != nil {
 			return err
 		}
+		h.settle(c, pos)
 		return c.JSONBlob(http.StatusOK, out)
 	}
 }
@@ -195,7 +217,7 @@ func (h *Handler) delete(r *models.Resource) echo.HandlerFunc {
 		}
 		if !r.Deletable {
 			// RFC 9110 §15.5.6: a 405 names the methods the resource has.
-			c.Response().Header().Set(echo.HeaderAllow, "GET, PATCH")
+			c.Response().Header().Set(echo.HeaderAllow, "GET, HEAD, PATCH")
 		}
 		ifMatch, err := parseIfMatch(c)
 		if err != nil {
@@ -205,15 +227,35 @@ func (h *Handler) delete(r *models.Resource) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		ctx, pos := withPosition(ctx)
 		if err := h.Store.Delete(ctx, r.Name, c.Param("id"), ifMatch); err != nil {
 			return err
 		}
+		h.settle(c, pos)
 		return c.NoContent(http.StatusNoContent)
 	}
 }
 
 // MaxIdempotencyKey bounds an Idempotency-Key, in characters.
 const MaxIdempotencyKey = 200
+
+// withPosition asks the store to report where the write leaves the log.
+func withPosition(ctx context.Context) (context.Context, *models.WritePosition) {
+	pos := &models.WritePosition{}
+	return models.NewContextWithWritePosition(ctx, pos), pos
+}
+
+// settle tells the writer its position (X-Cursor) and, with Consistency
+// set, waits until the instance's reads reflect the write.
+func (h *Handler) settle(c echo.Context, pos *models.WritePosition) {
+	if pos.Seq <= 0 {
+		return
+	}
+	c.Response().Header().Set(CursorHeader, strconv.FormatInt(pos.Seq, 10))
+	if h.Consistency != nil {
+		_ = h.Consistency.AwaitDispatched(c.Request().Context(), actor(c).TenantID, pos.Seq)
+	}
+}
 
 // idempotent attaches the request's Idempotency-Key, if any, to its
 // context: the write records its response under the key in its transaction,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/clinicpulse/clinicpulse/models"
@@ -73,6 +74,8 @@ func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 		b, _ := json.Marshal(p)
 		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+		// A HEAD gets the GET's fields, Content-Length included (RFC 9110 §9.3.2).
+		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 		c.Response().WriteHeader(p.Status)
 		if c.Request().Method != http.MethodHead {
 			_, _ = c.Response().Write(b)

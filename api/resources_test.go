@@ -89,7 +89,7 @@ func TestResourceLifecycle(t *testing.T) {
 		if r.Status != d.want {
 			t.Fatalf("DELETE %s: %d %s, want %d", d.resource, r.Status, r.Body, d.want)
 		}
-		if d.want == http.StatusMethodNotAllowed && r.Header.Get("Allow") != "GET, PATCH" {
+		if d.want == http.StatusMethodNotAllowed && r.Header.Get("Allow") != "GET, HEAD, PATCH" {
 			t.Fatalf("DELETE %s: 405 with Allow %q", d.resource, r.Header.Get("Allow"))
 		}
 		if d.want == http.StatusNoContent {

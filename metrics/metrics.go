@@ -113,15 +113,21 @@ func (m *Metrics) Publish(_ string, evs []models.Event) {
 	}
 }
 
-// Middleware counts every response by route pattern and status. Durations
-// are kept for all but long-lived routes (the stream).
+// Labels names a request for the metrics: route is a registered route
+// pattern (or one fixed value for none), method one of a fixed set (or one
+// fixed value for the rest). Never a raw path or method: each distinct label
+// value is a series kept until restart, and both are the caller's to choose.
+type Labels func(c echo.Context) (route, method string)
+
+// Middleware counts every response by route pattern, method and status.
+// Durations are kept for all but long-lived routes (the stream).
 // isPoll names the routes whose GETs are polls.
-func (m *Metrics) Middleware(status func(error) int, longLived, isPoll func(route string) bool) echo.MiddlewareFunc {
+func (m *Metrics) Middleware(status func(error) int, labels Labels, longLived, isPoll func(route string) bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := m.now()
 			err := next(c)
-			m.observe(c, start, err, status, longLived, isPoll)
+			m.observe(c, start, err, status, labels, longLived, isPoll)
 			return err
 		}
 	}
@@ -131,17 +137,14 @@ func (m *Metrics) Middleware(status func(error) int, longLived, isPoll func(rout
 // goroutine holds for hours: a small frame lets its stack shrink.
 //
 //go:noinline
-func (m *Metrics) observe(c echo.Context, start time.Time, err error, status func(error) int, longLived, isPoll func(string) bool) {
+func (m *Metrics) observe(c echo.Context, start time.Time, err error, status func(error) int, labels Labels, longLived, isPoll func(string) bool) {
 	code := c.Response().Status
 	if err != nil {
 		code = status(err)
 	}
-	route := c.Path()
-	if route == "" {
-		route = "unmatched"
-	}
-	m.Requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(code)).Inc()
-	if c.Request().Method == http.MethodGet && isPoll(route) {
+	route, method := labels(c)
+	m.Requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	if method == http.MethodGet && isPoll(route) {
 		m.Polls.Total.Add(1)
 		if code == http.StatusNotModified {
 			m.Polls.NotModified.Add(1)

@@ -75,6 +75,20 @@ type tenant struct {
 	mu         sync.Mutex   // held while a batch is read and published
 	dispatched atomic.Int64 // last seq handed to the sinks; written under mu
 	nudged     atomic.Int64 // highest head a nudge reported, a seq already committed
+
+	wmu      sync.Mutex    // guards advanced
+	advanced chan struct{} // closed when dispatched moves; nil while nobody waits
+}
+
+// advance sets the dispatched seq and wakes AwaitDispatched callers.
+func (t *tenant) advance(seq int64) {
+	t.dispatched.Store(seq)
+	t.wmu.Lock()
+	if t.advanced != nil {
+		close(t.advanced)
+		t.advanced = nil
+	}
+	t.wmu.Unlock()
 }
 
 // New returns a relay over log. interval is the safety-net scan period
@@ -138,6 +152,32 @@ func (r *Relay) Nudge(tenantID string, head int64) {
 // Head returns the last seq dispatched for the tenant.
 func (r *Relay) Head(tenantID string) int64 {
 	return r.tenant(tenantID).dispatched.Load()
+}
+
+// AwaitDispatched returns once every sink has been handed the tenant's
+// events through seq (or seqs up to it were pruned and skipped), or with
+// ctx's error. A writer that waits for its commit's last seq before it
+// answers makes the write visible to every read on this instance: the poll
+// heads, ETags and streams all move in the sinks.
+func (r *Relay) AwaitDispatched(ctx context.Context, tenantID string, seq int64) error {
+	t := r.tenant(tenantID)
+	for {
+		t.wmu.Lock()
+		if t.dispatched.Load() >= seq {
+			t.wmu.Unlock()
+			return nil
+		}
+		if t.advanced == nil {
+			t.advanced = make(chan struct{})
+		}
+		ch := t.advanced
+		t.wmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("relay: await seq %d: %w", seq, ctx.Err())
+		}
+	}
 }
 
 // Sync runs fn with the tenant's last dispatched seq while no batch of that
@@ -241,7 +281,7 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 			for _, s := range r.sinks {
 				s.Publish(tenantID, evs)
 			}
-			t.dispatched.Store(evs[len(evs)-1].Seq)
+			t.advance(evs[len(evs)-1].Seq)
 		}
 		if len(evs) < batch {
 			return nil
@@ -266,6 +306,6 @@ func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, afte
 			sk.Skip(tenantID, after, h.PrunedThrough)
 		}
 	}
-	t.dispatched.Store(h.PrunedThrough)
+	t.advance(h.PrunedThrough)
 	return true, nil
 }

@@ -19,7 +19,7 @@
 // Optional fragment parameters: hb=<seconds> tells the client the server's
 // HEARTBEAT when it is not the default 15 s.
 
-import { connect, statusBadge, claims } from './clinicpulse.js';
+import { connect, statusBadge, claims, clearOutbox } from './clinicpulse.js';
 
 const TOKEN_KEY = 'clinicpulse.token';
 const HB_KEY = 'clinicpulse.heartbeat';
@@ -111,9 +111,10 @@ function showSignIn(reason) {
   });
 }
 
-/** signOut forgets the token. */
-export function signOut() {
+/** signOut forgets the token and this browser's unsent writes. */
+export async function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  await clearOutbox().catch(() => {});
   location.reload();
 }
 

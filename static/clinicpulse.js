@@ -30,6 +30,11 @@
 //    are stored in IndexedDB with an Idempotency-Key and replayed in order by
 //    one tab at a time; an optimistic change is undone, with a visible notice,
 //    when the server answers 409 or 412.
+//  - The outbox belongs to one identity: the tenant, role and subject of the
+//    token (decoded, never trusted: the server decides). When the token is
+//    cleared or another identity's token arrives (a shared front-desk
+//    machine), the queued writes — names, phones — are deleted, and a queued
+//    write is never sent with another identity's token.
 //  - `event: reset` and 410 cursor-expired call onReset, which refetches the
 //    page's snapshots and returns their cursor; events continue from there.
 
@@ -81,6 +86,21 @@ function randomId() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * identityOf names whose outbox a token opens: base URL, tenant, role and
+ * subject from its payload ('' for no token or an unreadable one).
+ */
+export function identityOf(token, baseUrl = '') {
+  const c = token ? claims(token) : {};
+  if (!c.tenant_id && !c.sub && !c.role) return '';
+  return [baseUrl, c.tenant_id || '', c.role || '', c.sub || ''].join('|');
+}
+
+/** IdentityChanged: a queued write was not sent because the token is another identity's. */
+class IdentityChanged extends Error {
+  constructor() { super('the token now belongs to another identity'); this.name = 'IdentityChanged'; }
 }
 
 /** claims decodes a JWT's payload without verifying it (the server verifies). */
@@ -146,9 +166,10 @@ export class Connection extends EventTarget {
   // ---------------------------------------------------------------- setup
 
   async _start() {
-    const c = claims(await this._getToken());
-    const identity = [this.baseUrl, c.tenant_id || '', c.role || '', c.sub || ''].join('|');
+    const identity = identityOf(await this._getToken(), this.baseUrl);
     this.identity = identity;
+    // Whoever used this browser before: their unsent writes are theirs alone.
+    await outbox.keepOnly(identity).catch(() => {});
     this.name = 'clinicpulse:' + identity + '|' + (this.topics ? this.topics.join(',') : '*');
     if (typeof BroadcastChannel === 'function') {
       this._bc = new BroadcastChannel(this.name);
@@ -159,7 +180,10 @@ export class Connection extends EventTarget {
     const signal = this._abort.signal;
     addEventListener('online', this._onOnline = () => { this._recompute(); this._kick(); this._replay(); }, { signal });
     addEventListener('offline', this._onOffline = () => this._recompute(), { signal });
-    this._outboxTimer = setInterval(() => { if (this.queued) this._replay(); }, 5000);
+    this._outboxTimer = setInterval(async () => {
+      await this._checkIdentity();
+      if (this.queued) this._replay();
+    }, 5000);
     this._countQueued();
     if (!globalThis.navigator?.locks || !this._bc) {
       this._lead(); // no tab sharing available: every tab leads
@@ -645,8 +669,15 @@ export class Connection extends EventTarget {
 
   // ---------------------------------------------------------------- HTTP
 
-  async _fetch(path, init = {}, signal) {
+  // _fetch sends a request with the current token. A token of another
+  // identity than the connection's moves the outbox to it first; with
+  // owner set (a queued write's identity), a request that would carry
+  // another identity's token is not sent (IdentityChanged).
+  async _fetch(path, init = {}, signal, owner) {
     const token = await this._getToken();
+    const id = identityOf(token, this.baseUrl);
+    if (id !== this.identity) await this._identityChanged(id);
+    if (owner !== undefined && owner !== id) throw new IdentityChanged();
     const headers = { ...(init.headers || {}), Authorization: `Bearer ${token}` };
     if (init.body !== undefined && !headers['Content-Type']) headers['Content-Type'] = 'application/json';
     return fetch(this.baseUrl + path, { ...init, headers, signal: signal || this._abort.signal, cache: 'no-store' });
@@ -690,7 +721,8 @@ export class Connection extends EventTarget {
     let res;
     try {
       res = await this._request(w);
-    } catch {
+    } catch (err) {
+      if (err instanceof IdentityChanged) return { ok: false, status: 0, data: null, problem: { title: 'Not sent: signed in as someone else' } };
       // The network failed; the request may or may not have reached the
       // server. Keep it: the Idempotency-Key (or If-Match) makes the replay safe.
       w.attempts = 1;
@@ -705,7 +737,37 @@ export class Connection extends EventTarget {
     if (w.ifMatch !== null && w.ifMatch !== undefined) headers['If-Match'] = `"${w.ifMatch}"`;
     const init = { method: w.method, headers };
     if (w.body !== null && w.method !== 'GET' && w.method !== 'DELETE') init.body = JSON.stringify(w.body);
-    return this._fetch(w.path, init);
+    return this._fetch(w.path, init, undefined, w.identity);
+  }
+
+  // _checkIdentity notices a token cleared or replaced while no request
+  // is made (every request checks too).
+  async _checkIdentity() {
+    if (this._closed || this.identity === undefined) return;
+    let token = '';
+    try { token = await this._getToken(); } catch { /* signed out */ }
+    const id = identityOf(token, this.baseUrl);
+    if (id !== this.identity) await this._identityChanged(id);
+  }
+
+  // _identityChanged: the token was cleared or is now another identity's.
+  // The previous identity's queued writes are deleted (never replayed under
+  // the new token), and the outbox is the new identity's from now on.
+  async _identityChanged(next) {
+    if (next === this.identity) return;
+    const previous = this.identity;
+    this.identity = next;
+    this._undo.clear();
+    this._outboxBc?.close();
+    this._outboxBc = null;
+    if (next && typeof BroadcastChannel === 'function') {
+      this._outboxBc = new BroadcastChannel('clinicpulse-outbox:' + next);
+      this._outboxBc.onmessage = (m) => this._onOutboxMessage(m.data);
+    }
+    let discarded = 0;
+    try { discarded = await outbox.keepOnly(next); } catch { /* no IndexedDB */ }
+    await this._countQueued();
+    this.dispatchEvent(new CustomEvent('identity', { detail: { previous, identity: next, discarded } }));
   }
 
   // _settle finishes a write: undo the optimistic change on 409/412 and tell
@@ -742,10 +804,12 @@ export class Connection extends EventTarget {
         for (;;) {
           const w = await outbox.first(this.identity);
           if (!w || this._closed) return;
+          if (w.identity !== this.identity) return;
           let res;
           try {
             res = await this._request(w);
-          } catch {
+          } catch (err) {
+            if (err instanceof IdentityChanged) return; // deleted with its identity's outbox
             w.attempts++; await outbox.put(w); return; // still offline
           }
           let result = await resultOf(res);
@@ -831,6 +895,20 @@ const outbox = {
     });
   },
   add(w) { return this._tx('readwrite', (st) => { st.add(w); }); },
+  // keepOnly deletes every write that is not identity's ('' deletes all),
+  // and resolves to how many it deleted.
+  keepOnly(identity) {
+    return this._tx('readwrite', (st, set) => {
+      let n = 0;
+      const r = st.openCursor();
+      r.onsuccess = () => {
+        const c = r.result;
+        if (!c) return set(n);
+        if (!identity || c.value.identity !== identity) { c.delete(); n++; }
+        c.continue();
+      };
+    });
+  },
   put(w) { return this._tx('readwrite', (st) => { st.put(w); }); },
   delete(id) { return this._tx('readwrite', (st) => { st.delete(id); }); },
   count(identity) {
@@ -852,6 +930,14 @@ const outbox = {
     });
   },
 };
+
+/**
+ * clearOutbox deletes every queued write in this browser, of every
+ * identity: call it when the user signs out.
+ */
+export function clearOutbox() {
+  return outbox.keepOnly('');
+}
 
 // ------------------------------------------------------------------ UI
 

@@ -153,8 +153,10 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 			if head > 0 && s.commit != nil {
 				s.commit(actor.TenantID, head, appended)
 			}
+			s.report(ctx, actor.TenantID, head)
 			return body, nil
 		case errors.As(err, &replay):
+			s.report(ctx, actor.TenantID, 0)
 			return replay.body, nil
 		case hasIdem && errors.Is(err, gorm.ErrDuplicatedKey) && attempt < 3:
 			continue // a concurrent request with the same key won; read its result
@@ -163,6 +165,25 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 		}
 		return nil, s.wrap(ctx, op, err)
 	}
+}
+
+// report fills in the context's WritePosition, if any: the write's last
+// seq, or when it appended nothing (a replay of an Idempotency-Key, whose
+// events committed with its key) the tenant's head now. If the head cannot
+// be read, the position stays 0 (unknown): the write itself is committed.
+func (s *Store) report(ctx context.Context, tenantID string, last int64) {
+	pos, ok := models.WritePositionFromContext(ctx)
+	if !ok {
+		return
+	}
+	if last == 0 {
+		h, err := headOf(s.db.WithContext(ctx), tenantID)
+		if err != nil {
+			return
+		}
+		last = h.Seq
+	}
+	pos.Seq = last
 }
 
 // retryable reports a Postgres deadlock or serialization failure.

@@ -37,7 +37,15 @@ type Config struct {
 	StreamMaxDuration time.Duration
 	EventRetention    time.Duration
 	CORSOrigins       []string
-	Dev               bool
+	// EmbedOrigins are the CSP frame-ancestors sources of the dashboards
+	// (see ParseEmbedOrigins); nil is 'self'.
+	EmbedOrigins []string
+	// WriteVisibilityTimeout bounds how long a write waits for its events
+	// to be dispatched on this instance before it is answered (read your
+	// own writes); 0 is DefaultWriteVisibilityTimeout, negative disables
+	// the wait.
+	WriteVisibilityTimeout time.Duration
+	Dev                    bool
 	// Polling configures the poll fallback; zero values take its defaults.
 	Polling polling.Config
 	// RelayScan is the relay's safety-net scan period.
@@ -61,6 +69,7 @@ type App struct {
 	Sampler  *metrics.Sampler
 	Poller   *polling.Poller
 	gauges   Gauges
+	routes   *routeTable
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -73,6 +82,18 @@ type App struct {
 func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = boundLogger(cfg.Logger)
+	if cfg.WriteVisibilityTimeout == 0 {
+		cfg.WriteVisibilityTimeout = DefaultWriteVisibilityTimeout
+	}
+	if cfg.EmbedOrigins == nil {
+		cfg.EmbedOrigins = []string{"'self'"}
+	}
+	for _, o := range cfg.EmbedOrigins {
+		if err := checkEmbedOrigin(o); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -102,9 +123,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	rl.AddSink(a.Metrics)
 	a.Store, a.Relay = st, rl
 	a.Auth = auth.New(auth.Config{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: cfg.Now, Spender: st})
-	a.Echo = a.routes()
+	a.Echo = a.newEcho()
 	v1 := a.API(false)
-	(&api.Handler{Store: st}).Register(v1, a.listMiddleware())
+	h := &api.Handler{Store: st}
+	if c := a.mountConsistency(); c != nil {
+		h.Consistency = c
+	}
+	h.Register(v1, a.listMiddleware())
 	a.mountSSE()
 	a.mountPolling(v1)
 	a.mountListener()
@@ -116,23 +141,28 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 // database closes (ending streams and long-polls).
 func (a *App) OnShutdown(fn func(context.Context)) { a.closers = append(a.closers, fn) }
 
-func (a *App) routes() *echo.Echo {
+func (a *App) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// Before any route: every GET route gets its HEAD, and labels and
+	// Allow headers come from the routes.
+	a.routes = newRouteTable(e)
 	e.HTTPErrorHandler = api.ErrorHandler(a.Logger)
-	e.Use(middleware.RequestID())
+	e.Use(requestID)
 	e.Use(a.requestLog)
-	e.Use(a.Metrics.Middleware(func(err error) int { return api.ProblemOf(err).Status }, isStream, isPoll))
+	e.Use(a.Metrics.Middleware(func(err error) int { return api.ProblemOf(err).Status }, a.routes.labels, isStream, isPoll))
 	e.Use(middleware.Recover())
 	if len(a.Config.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  a.Config.CORSOrigins,
-			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions},
+			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions},
 			AllowHeaders:  []string{"Authorization", "Content-Type", "If-None-Match", "If-Match", "Idempotency-Key", "Last-Event-ID", "X-Tenant-ID"},
-			ExposeHeaders: []string{"ETag", "X-Poll-Interval", "Retry-After", "Location"},
+			ExposeHeaders: []string{"ETag", "X-Poll-Interval", "Retry-After", "Location", api.CursorHeader},
 			MaxAge:        600,
 		}))
 	}
+	e.Use(securityHeaders(a.Config.EmbedOrigins))
+	e.Use(a.routes.methodNotAllowed)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := a.Store.Ping(c.Request().Context()); err != nil {
@@ -152,9 +182,11 @@ func (a *App) API(allowTicket bool) *echo.Group {
 	return a.Echo.Group("/api/v1", a.Auth.Middleware(allowTicket))
 }
 
-// requestLog writes one line per request: method, path without query (the
-// stream's ticket travels in the query), status, duration, request id. No
-// header, body, token or personal data is logged.
+// requestLog writes one line per request: method (a routed method or
+// "other"), route pattern (never the path: ids are patient-linked data, and
+// the stream's ticket travels in the query), status, duration, request id
+// (see requestID). No header, body, token or personal data is logged, and
+// every field is from a fixed set or bounded.
 func (a *App) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -174,13 +206,10 @@ func (a *App) logRequest(c echo.Context, start time.Time, err error) {
 	if err != nil {
 		status = api.ProblemOf(err).Status
 	}
-	path := c.Path() // the route pattern: ids are patient-linked data too
-	if path == "" {
-		path = "(no route)"
-	}
+	route, method := a.routes.labels(c)
 	a.Logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 		slog.String("id", c.Response().Header().Get(echo.HeaderXRequestID)),
-		slog.String("method", c.Request().Method), slog.String("route", path),
+		slog.String("method", method), slog.String("route", route),
 		slog.Int("status", status), slog.Duration("duration", time.Since(start)))
 }
 
