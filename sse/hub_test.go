@@ -712,7 +712,8 @@ func TestForgetIdleTenant(t *testing.T) {
 
 	l.Append(models.Event{Entity: "queue"}) // 1: no audience yet
 	readStream(t, srv.URL+"/stream", "0", 1)
-	tenants(0)                              // the client left, and the tenant remembered nothing
+	// The client left, and the tenant remembered nothing.
+	tenants(0)
 	l.Append(models.Event{Entity: "queue"}) // 2: nobody follows
 	tenants(0)
 
