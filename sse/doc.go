@@ -64,14 +64,6 @@
 // without a gap; a client that ignores such a frame (the npm eventsource
 // package before 5.x does) loses nothing it had before.
 //
-// A tenant's state in the hub (its chain's tail, recent batches and
-// audience record) lives while it has streams. When the last one leaves,
-// a tenant that remembers no recent batches is let go at once (a tenant
-// with no log costs nothing to ask about); one that does is kept for
-// IdleTenant, for clients that come back after a cut, then evicted by the
-// clock's sweep. A stream that subscribes while its tenant is being
-// evicted finds the audience marked and starts a new one; it subscribes
-// inside relay.Sync, so no batch falls between the two.
 // A cursor older than retention, ahead of the log (a restored database), or
 // not a number gets an "event: reset" frame instead (data:
 // {"reason","cursor"}, id: the cursor the stream goes on from), never an
@@ -79,6 +71,15 @@
 // the log pruned before it was dispatched (Skip), the tenant's streams end
 // and the hub forgets its memory, so that every client resumes through that
 // check.
+//
+// A tenant's state in the hub (its chain's tail, recent batches and
+// audience record) exists only while the tenant has streams, and for
+// IdleTenant after the last one left, for clients that come back after a
+// cut or a deploy; then the clock's sweep evicts it. A tenant nobody
+// follows costs nothing: Publish to it is a map lookup. A stream that
+// subscribes while its tenant is being evicted finds the audience marked
+// and starts a new one; it subscribes inside relay.Sync, so no batch falls
+// between the two.
 //
 // An HTTP/1.x stream on plain TCP is taken over from net/http once its
 // headers are decided: the connection is hijacked, the status line and

@@ -74,8 +74,8 @@ const nShards = 8
 
 // audience is a tenant's subscribers and the chain of its batches. It
 // lives in Hub.tenants while the tenant has streams, and for forgetAfter
-// after the last one left if it remembers recent batches; then it is
-// evicted (evict), and a later stream starts a new one.
+// after the last one left; then it is evicted (sweep, evict), and a later
+// stream starts a new one.
 type audience struct {
 	tenant string
 	mu     sync.Mutex // serialises Publish and subscribe
@@ -109,10 +109,10 @@ type audience struct {
 }
 
 // IdleTenant is how long the hub keeps a tenant's state after its last
-// stream left, when it remembers recent batches: long enough for clients
-// cut by a deploy, a proxy or STREAM_MAX_DURATION to come back and replay
-// from memory, short enough that idle tenants cost nothing. A tenant that
-// remembers nothing is let go at once.
+// stream left: long enough for clients cut by a proxy, a deploy or
+// STREAM_MAX_DURATION to come back and replay from memory what was
+// published meanwhile, short enough that idle (or made-up) tenants cost
+// nothing for long. The clock's sweep evicts it within a period after.
 const IdleTenant = time.Minute
 
 // What an audience keeps of its recent batches.
@@ -150,10 +150,9 @@ func (a *audience) forget() {
 	a.oldest, a.recentEvents, a.recentBytes = nil, 0, 0
 }
 
-// leave counts a subscriber out of its audience, once. The last one to
-// leave evicts the audience at once if it remembers nothing a returning
-// client could replay from (a tenant with no log: nothing to keep); one
-// with recent batches goes after forgetAfter (sweep).
+// leaveAudience counts a subscriber out of its audience, once. The
+// audience of the last one to leave goes after forgetAfter (sweep), or at
+// once without one.
 func (h *Hub) leaveAudience(s *subscriber) {
 	a := s.a
 	if s.left.Swap(true) || a.streams.Add(-1) != 0 {
@@ -161,15 +160,15 @@ func (h *Hub) leaveAudience(s *subscriber) {
 	}
 	now := time.Now()
 	a.idleSince.Store(now.UnixNano())
-	h.evict(a, now)
+	if h.forgetAfter <= 0 {
+		h.evict(a, now)
+	}
 }
 
-// evictable reports whether a can leave the hub: it has no streams, and it
-// remembers no recent batches or has been idle for forgetAfter. Call with
-// a.mu held.
+// evictable reports whether a can leave the hub: it has no streams and has
+// been idle for forgetAfter. Call with a.mu held.
 func (a *audience) evictable(now time.Time, forgetAfter time.Duration) bool {
-	return a.streams.Load() == 0 &&
-		(a.oldest == nil || now.Sub(time.Unix(0, a.idleSince.Load())) >= forgetAfter)
+	return a.streams.Load() == 0 && now.Sub(time.Unix(0, a.idleSince.Load())) >= forgetAfter
 }
 
 // evict removes an idle audience from the hub, so that a tenant nobody
