@@ -741,3 +741,48 @@ func TestForgetIdleTenant(t *testing.T) {
 		t.Fatalf("replay %v", evs)
 	}
 }
+
+// TestBatchForms: a batch keeps one encoding for staff; display and
+// patient audiences get the same frames with actor "" (encoded on their
+// first use, once, and none at all when no event names an actor).
+func TestBatchForms(t *testing.T) {
+	evs := []models.Event{
+		{Seq: 1, Type: "queue.board", Entity: models.EntityBoard, Actor: "jane.doe@clinic-a.example", Data: json.RawMessage(`{"waiting":[1]}`)},
+		{Seq: 2, Type: "queue.updated", Entity: models.EntityQueue, Data: json.RawMessage(`{}`)},
+	}
+	b := newBatch(evs, discard)
+	if b.anon.Load() != nil {
+		t.Fatal("a redacted form before anyone asked")
+	}
+	staff := b.form(models.Scope{})
+	if staff != &b.frameSet || !bytes.Contains(staff.frames, []byte(`"actor":"jane.doe@clinic-a.example"`)) {
+		t.Fatalf("staff frames %q", staff.frames)
+	}
+	if b.anon.Load() != nil {
+		t.Fatal("a staff delivery encoded the redacted form")
+	}
+	display := b.form(models.Scope{BoardOnly: true})
+	if patient := b.form(models.Scope{PatientID: "p1"}); patient != display {
+		t.Error("the redacted form was encoded twice")
+	}
+	p := NewWireParser()
+	p.Feed(display.frames)
+	if len(p.Events) != 2 || bytes.Contains(display.frames, []byte("jane")) {
+		t.Fatalf("display frames %q", display.frames)
+	}
+	for i, e := range p.Events {
+		var env models.Event
+		if err := json.Unmarshal([]byte(e.Data), &env); err != nil || env.Actor != "" || env.Seq != int64(i+1) {
+			t.Fatalf("display event %d: %+v %v", i, env, err)
+		}
+		start, end := display.frame(i)
+		if got := string(display.frames[start:end]); !strings.HasPrefix(got, fmt.Sprintf("id: %d\n", i+1)) {
+			t.Fatalf("frame %d: %q", i, got)
+		}
+	}
+	// No actor in the batch: the staff frames serve everyone.
+	b = newBatch([]models.Event{{Seq: 3, Type: "queue.board", Entity: models.EntityBoard, Data: json.RawMessage(`{}`)}}, discard)
+	if b.form(models.Scope{BoardOnly: true}) != &b.frameSet {
+		t.Error("a batch without actors was encoded again")
+	}
+}
