@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clinicpulse/clinicpulse/internal/app"
 	"github.com/clinicpulse/clinicpulse/internal/apptest"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/sse"
@@ -159,7 +160,9 @@ func TestChaos(t *testing.T) {
 		clients, _ = strconv.Atoi(v)
 	}
 	const writers = 4
-	s := apptest.Start(t)
+	// Every client follows with one token: no bound on its streams or
+	// their opens here (TestStreamLimits tests those).
+	s := apptest.Start(t, func(c *app.Config) { c.Streams = unlimited })
 	tok := s.Token(tenant, models.RoleCoordinator, "c")
 	proxy := newCutProxy(t, s.Listener.Addr().String(), 100*time.Millisecond, 500*time.Millisecond, 0)
 	start := time.Now()

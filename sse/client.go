@@ -78,8 +78,9 @@ func (e *StatusError) permanent() bool {
 //   - heartbeats, retry: lines and other frames without an event are not
 //     handed on (r3labs delivers them as empty events);
 //   - on every reconnection it sends, as Last-Event-ID, the id of the last
-//     event handed on, not one r3labs took from a frame cut short by a
-//     broken connection.
+//     event handed on, or of a later position frame (an id field alone,
+//     which r3labs cannot tell from a frame cut short), never one r3labs
+//     took from a frame cut short by a broken connection.
 //
 // Events are handed on as the server sent them: Follow drops no duplicate
 // and fills no gap, which is the server's promise to keep.
@@ -106,12 +107,15 @@ func Follow(ctx context.Context, cfg ClientConfig, handle func(Message) error) e
 		}
 	}
 	connected := false
+	var pos *positionReader // the connection's id-only frames
 	c.ResponseValidator = func(_ *r3.Client, res *http.Response) error {
 		if res.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 			res.Body.Close()
 			return &StatusError{Status: res.StatusCode, Body: strings.TrimSpace(string(b))}
 		}
+		pos = &positionReader{ReadCloser: res.Body}
+		res.Body = pos
 		connected = true
 		if cfg.OnConnect != nil {
 			cfg.OnConnect()
@@ -122,12 +126,16 @@ func Follow(ctx context.Context, cfg ClientConfig, handle func(Message) error) e
 	last := cfg.LastEventID
 	failures := 0
 	for {
+		// What r3labs took from the last connection (a frame cut short
+		// too) is not sent: only last, or no Last-Event-ID at all.
+		c.LastEventID.Store([]byte(nil))
 		if last != "" {
 			c.LastEventID.Store([]byte(last))
 		}
-		connected = false
+		connected, pos = false, nil
 		var retry time.Duration
 		var handleErr error
+		handed := int64(0) // complete frames with data, as positionReader counts them
 		cctx, cancel := context.WithCancel(ctx)
 		err := c.SubscribeWithContext(cctx, "", func(ev *r3.Event) {
 			if len(ev.Retry) > 0 {
@@ -135,11 +143,15 @@ func Follow(ctx context.Context, cfg ClientConfig, handle func(Message) error) e
 					retry = time.Duration(ms) * time.Millisecond
 				}
 			}
-			if handleErr != nil || len(ev.Event) == 0 || len(ev.Data) == 0 {
-				return // heartbeat, retry: line, or a frame without an event
+			if handleErr != nil || len(ev.Data) == 0 {
+				return // heartbeat, retry: or id: line
 			}
 			if !json.Valid(ev.Data) {
 				return // cut short by a broken connection: it comes again
+			}
+			handed++
+			if len(ev.Event) == 0 {
+				return // a frame without an event
 			}
 			m := Message{ID: string(ev.ID), Type: string(ev.Event), Data: ev.Data}
 			last = m.ID
@@ -149,6 +161,15 @@ func Follow(ctx context.Context, cfg ClientConfig, handle func(Message) error) e
 			}
 		})
 		cancel()
+		// A position the server gave after the last event handed on (an
+		// id-only frame: a fresh stream's start, or a replay its scope
+		// filtered) is where to resume; one after a frame this client did
+		// not hand on (too long, malformed) is not.
+		if pos != nil {
+			if id, after, ok := pos.position(); ok && after == handed {
+				last = id
+			}
+		}
 		if handleErr != nil {
 			return handleErr
 		}

@@ -55,8 +55,15 @@
 // replay comes from the hub's memory of the tenant's last batches (up to
 // 2,048 events or 1 MiB, frames already encoded) when the cursor is that
 // recent, the usual case after a cut, a deploy or a time limit; otherwise
-// from the log, in pages, with the scope and topics filtered in SQL. A
-// tenant that nobody has followed for 10 minutes keeps no recent batches.
+// from the log, in pages, with the scope and topics filtered in SQL. Then,
+// unless its last frame says it already, the stream gives the client its
+// position: "id: <seq>" and a blank line, which sets the last event ID
+// without dispatching an event (WHATWG HTML §9.2.6). Every seq up to it
+// has been sent or is not for this stream, so a client that has seen no
+// event (no cursor, or a replay its scope filtered) resumes from it
+// without a gap; a client that ignores such a frame (the npm eventsource
+// package before 5.x does) loses nothing it had before.
+//
 // A cursor older than retention, ahead of the log (a restored database), or
 // not a number gets an "event: reset" frame instead (data:
 // {"reason","cursor"}, id: the cursor the stream goes on from), never an
@@ -64,6 +71,15 @@
 // the log pruned before it was dispatched (Skip), the tenant's streams end
 // and the hub forgets its memory, so that every client resumes through that
 // check.
+//
+// A tenant's state in the hub (its chain's tail, recent batches and
+// audience record) exists only while the tenant has streams, and for
+// IdleTenant after the last one left, for clients that come back after a
+// cut or a deploy; then the clock's sweep evicts it. A tenant nobody
+// follows costs nothing: Publish to it is a map lookup. A stream that
+// subscribes while its tenant is being evicted finds the audience marked
+// and starts a new one; it subscribes inside relay.Sync, so no batch falls
+// between the two.
 //
 // An HTTP/1.x stream on plain TCP is taken over from net/http once its
 // headers are decided: the connection is hijacked, the status line and
@@ -88,7 +104,22 @@
 // (FuzzFrame). Role scoping is applied to every event at delivery and in the
 // replay's SQL: staff see their tenant, a patient only events about their own
 // records plus the anonymous board, a display only the board; ?topics=
-// narrows further.
+// narrows further. Display and patient audiences never learn who made a
+// change: their envelopes carry actor "" (models.Scope.ForAudience), live
+// and replayed alike. A batch's redacted frames are encoded the first
+// time such a stream takes it, so a tenant followed by staff only pays
+// for one encoding, as before.
+//
+// Before a byte of a stream is written, the caller's verified identity
+// (limits.IdentityOf: tenant and subject, never the spelling of a header)
+// must hold fewer streams than its role's bound and its tenant fewer than
+// the tenant's, and its stream opens (and, separately, ticket mints) stay
+// within a per-identity rate (Limits); otherwise 429 problem+json with
+// Retry-After. HEAD answers a stream's status and headers and nothing
+// else: no hijack, no subscription, no hold. Once the stream owns its
+// connection, the server's ReadTimeout (meant for request headers and
+// bodies) is lifted from it, so an idle stream lives as long as it is
+// wanted.
 //
 // Never mount gzip, timeout or body-dump middleware on the stream route:
 // each one buffers, cuts or copies a response that never ends.

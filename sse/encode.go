@@ -69,6 +69,20 @@ func AppendRetry(dst []byte, ms int64) []byte {
 	return append(dst, "\n\n"...)
 }
 
+// AppendID appends a frame that only sets the client's last event ID:
+//
+//	id: <id>
+//	<blank line>
+//
+// WHATWG HTML §9.2.6: the blank line sets the last event ID to the id
+// buffer and, the data buffer being empty, dispatches no event. A client
+// that reconnects after it sends id as Last-Event-ID.
+func AppendID(dst []byte, id int64) []byte {
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, id, 10)
+	return append(dst, "\n\n"...)
+}
+
 // AppendEvent appends the frame of an envelope: id is its seq, event its
 // type, data its JSON on one line. Data that is not valid JSON (which the
 // store never writes) cannot be sent as is: the frame then carries

@@ -12,9 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clinicpulse/clinicpulse/limits"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/store"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 )
 
 // Defaults of Config.
@@ -62,13 +64,87 @@ type Config struct {
 	NoHijack bool
 	// RetryMin and RetryMax bound the jittered retry: line (ms).
 	RetryMin, RetryMax time.Duration
-	Logger             *slog.Logger
+	// Limits bound what one verified caller, and one tenant, may hold and
+	// open; zero fields take their defaults.
+	Limits Limits
+	Logger *slog.Logger
+}
+
+// Limits bound the streams of each verified identity (limits.IdentityOf:
+// tenant and subject, never the bytes of a header; a platform operator is
+// one identity whatever tenant it names) and of each tenant on this
+// instance, and how often an identity may open a stream or mint a ticket.
+// A request over a bound is answered 429 problem+json with Retry-After
+// (RFC 6585 §4, RFC 9110 §10.2.3) before any byte of a stream. A zero
+// field takes its default; a negative one removes the bound.
+type Limits struct {
+	// PerIdentityStaff bounds the concurrent streams of an admin,
+	// coordinator, doctor or platform identity (default 16).
+	PerIdentityStaff int
+	// PerIdentityPublic bounds those of a display or patient identity
+	// (default 4): a screen or a phone needs one, a few tabs at most.
+	PerIdentityPublic int
+	// PerTenant bounds a tenant's concurrent streams (default 2,000).
+	PerTenant int
+	// OpenRate is the stream opens per second each identity may make, in
+	// bursts of up to OpenBurst (defaults 2/s and 20); ticket mints have a
+	// bucket of the same size of their own.
+	OpenRate  float64
+	OpenBurst int
+}
+
+// Defaults of Limits.
+const (
+	DefaultStreamsPerIdentityStaff  = 16
+	DefaultStreamsPerIdentityPublic = 4
+	DefaultStreamsPerTenant         = 2000
+	DefaultOpenRate                 = 2
+	DefaultOpenBurst                = 20
+)
+
+// rateIdentities bounds each rate table: the least recently seen identity
+// is forgotten first (it comes back with a full bucket).
+const rateIdentities = 1 << 14
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.PerIdentityStaff, DefaultStreamsPerIdentityStaff)
+	def(&l.PerIdentityPublic, DefaultStreamsPerIdentityPublic)
+	def(&l.PerTenant, DefaultStreamsPerTenant)
+	def(&l.OpenBurst, DefaultOpenBurst)
+	if l.OpenRate == 0 {
+		l.OpenRate = DefaultOpenRate
+	}
+	return l
+}
+
+// newRate returns the limiter of Limits' rate, or nil for none.
+func (l Limits) newRate() *limits.Rate {
+	if l.OpenRate < 0 || l.OpenBurst < 0 {
+		return nil
+	}
+	return limits.NewRate(rate.Limit(l.OpenRate), l.OpenBurst, rateIdentities)
+}
+
+// perIdentity returns the bound of an actor's identity (0: none).
+func (l Limits) perIdentity(a models.Actor) int {
+	n := l.PerIdentityStaff
+	if !a.Scope().SeesActors() {
+		n = l.PerIdentityPublic
+	}
+	return max(n, 0)
 }
 
 // Handler serves GET /api/v1/stream.
 type Handler struct {
-	cfg Config
-	hub *Hub
+	cfg          Config
+	hub          *Hub
+	holds        *limits.Holds
+	opens, mints *limits.Rate // nil: not rate-limited
 }
 
 // NewHandler returns a stream handler and its hub; register Hub() with the
@@ -102,7 +178,40 @@ func NewHandler(cfg Config) *Handler {
 	hub := NewHub(cfg.Buffer, period, cfg.Logger)
 	hub.heartbeat, hub.writeTimeout, hub.maxDuration = cfg.Heartbeat, cfg.WriteTimeout, cfg.MaxDuration
 	hub.setWriters(cfg.Writers)
-	return &Handler{cfg: cfg, hub: hub}
+	cfg.Limits = cfg.Limits.withDefaults()
+	return &Handler{cfg: cfg, hub: hub, holds: limits.NewHolds(max(cfg.Limits.PerTenant, 0)),
+		opens: cfg.Limits.newRate(), mints: cfg.Limits.newRate()}
+}
+
+// allow takes one request from the identity's bucket of r, or returns the
+// 429 error to answer (with Retry-After set).
+func allow(c echo.Context, r *limits.Rate, id limits.Identity, what string) error {
+	if r == nil {
+		return nil
+	}
+	ok, wait := r.Allow(id, time.Now())
+	if ok {
+		return nil
+	}
+	secs := limits.RetryAfterSeconds(wait)
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return models.Errorf(models.ERATELIMIT, "too many %s with these credentials; retry after %d s", what, secs)
+}
+
+// hold takes one of the identity's and the tenant's concurrent streams, or
+// returns the 429 error to answer (with Retry-After set).
+func (h *Handler) hold(c echo.Context, id limits.Identity, a models.Actor) (release func(), err error) {
+	per := h.cfg.Limits.perIdentity(a)
+	release, ok := h.holds.Acquire(id, a.TenantID, per)
+	if ok {
+		return release, nil
+	}
+	secs := limits.RetryAfterSeconds(h.cfg.RetryMax)
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	if per > 0 && h.holds.Held(id) >= per {
+		return nil, models.Errorf(models.ERATELIMIT, "these credentials hold their %d streams already; close one, or retry after %d s", per, secs)
+	}
+	return nil, models.Errorf(models.ERATELIMIT, "the tenant holds its %d streams on this server already; retry after %d s", h.cfg.Limits.PerTenant, secs)
 }
 
 // Hub returns the handler's hub, the relay's sink.
@@ -167,9 +276,12 @@ func (h *Handler) Stream(c echo.Context) error {
 		return nil
 	}
 	if st.raw != nil {
-		// A plain TCP connection: the shard's writer carries the stream.
+		// A plain TCP connection: the shard's writer carries the stream,
+		// and its reader releases the stream's hold when it ends.
 		_ = st.conn.SetWriteDeadline(time.Time{})
+		st.sub.release, st.release = st.release, nil
 		if !h.hub.attach(st.sub, st.conn, st.raw) {
+			st.release, st.sub.release = st.sub.release, nil // no reader was started
 			st.buf = AppendComment(st.buf[:0], "server shutting down; reconnect")
 			_ = st.flushBuf()
 			st.end()
@@ -197,6 +309,10 @@ func (st *stream) hijack(res *echo.Response, rc *http.ResponseController) bool {
 	if err != nil {
 		return false
 	}
+	// The stream owns the connection now: the server's ReadTimeout, which
+	// bounds a request's header and body, must not end the reader that
+	// waits for the client to leave.
+	_ = conn.SetReadDeadline(time.Time{})
 	hd := res.Header().Clone()
 	hd.Set("Connection", "close")
 	hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
@@ -259,12 +375,21 @@ func (connSink) Flush() error { return nil }
 //
 //go:noinline
 func (h *Handler) open(c echo.Context) (*stream, error) {
-	ctx := c.Request().Context()
+	req := c.Request()
+	ctx := req.Context()
 	actor, ok := models.ActorFromContext(ctx)
 	if !ok || actor.TenantID == "" {
 		return nil, models.Errorf(models.EUNAUTHORIZED, "missing credentials")
 	}
 	topics, err := models.ParseTopics(c.QueryParam("topics"))
+	if err != nil {
+		return nil, err
+	}
+	id := limits.IdentityOf(actor)
+	if err := allow(c, h.opens, id, "stream opens"); err != nil {
+		return nil, err
+	}
+	release, err := h.hold(c, id, actor)
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +401,22 @@ func (h *Handler) open(c echo.Context) (*stream, error) {
 	hd.Set("Cache-Control", "no-cache, no-transform")
 	hd.Set("X-Accel-Buffering", "no")
 	hd.Del(echo.HeaderContentLength)
+	if req.Method == http.MethodHead {
+		// RFC 9110 §9.3.2: the headers a GET would get, and no body: no
+		// hijack, no subscription.
+		release()
+		res.WriteHeader(http.StatusOK)
+		return nil, nil
+	}
 
-	st := &stream{h: h, ctx: ctx, tenant: actor.TenantID, scope: actor.Scope(), topics: topics, cur: resumeCursor(c)}
+	st := &stream{h: h, ctx: ctx, tenant: actor.TenantID, scope: actor.Scope(), topics: topics, cur: resumeCursor(c),
+		release: release, sentID: -1}
 	rc := http.NewResponseController(res)
-	if c.Request().ProtoMajor != 1 || h.cfg.NoHijack || !st.hijack(res, rc) {
+	if req.ProtoMajor != 1 || h.cfg.NoHijack || !st.hijack(res, rc) {
+		// The stream owns the response now: the server's ReadTimeout must
+		// not cut it (HTTP/2 arms it per stream; HTTP/1.x on the
+		// connection). Unsupported only on writers that have no deadline.
+		_ = rc.SetReadDeadline(time.Time{})
 		res.WriteHeader(http.StatusOK)
 		st.out = responseSink{res, rc}
 	}
@@ -289,6 +426,7 @@ func (h *Handler) open(c echo.Context) (*stream, error) {
 		st.buf = AppendComment(st.buf, "server shutting down")
 		_ = st.flushBuf()
 		st.finish()
+		st.release()
 		return nil, nil
 	}
 	return st, nil
@@ -296,13 +434,17 @@ func (h *Handler) open(c echo.Context) (*stream, error) {
 
 // end leaves the hub: first the audience, so that nothing else touches the
 // connection's deadline, then the deadline for the response's end, then
-// the count of running streams.
+// the count of running streams and the identity's hold.
 func (st *stream) end() {
 	if st.sub != nil {
 		st.h.hub.unsubscribe(st.sub)
 	}
 	st.finish()
 	st.h.hub.leave()
+	if st.release != nil {
+		st.release()
+		st.release = nil
+	}
 }
 
 // retry returns a jittered reconnection delay in ms, so that clients cut at
@@ -327,6 +469,11 @@ type stream struct {
 	scope  models.Scope
 	topics models.Topics
 	sub    *subscriber
+	// release gives back the identity's and tenant's hold (limits.Holds)
+	// when the stream ends; a writer-driven stream's reader takes it over.
+	release func()
+	// sentID is the id of the last frame written (-1: none yet).
+	sentID int64
 
 	deadline time.Time // the write deadline in force
 	lastBeat time.Time // the last heartbeat (or the start)
@@ -364,7 +511,7 @@ func (st *stream) start() bool {
 
 	switch {
 	case cur.bad:
-		st.buf = AppendReset(st.buf, ResetInvalid, dispatched)
+		st.reset(ResetInvalid, dispatched)
 	case !cur.set || cur.seq == dispatched:
 		// Live from here (the common reconnect of an up-to-date client
 		// costs no query).
@@ -377,7 +524,7 @@ func (st *stream) start() bool {
 			return false
 		}
 		if cur.seq > head.Seq {
-			st.buf = AppendReset(st.buf, ResetAhead, dispatched)
+			st.reset(ResetAhead, dispatched)
 		} else {
 			sub.floor = cur.seq
 		}
@@ -408,6 +555,15 @@ func (st *stream) start() bool {
 			return false
 		}
 	}
+	// The client's position (WHATWG HTML §9.2.6: an id field and a blank
+	// line set the last event ID without dispatching an event): every seq
+	// up to sub.floor has been sent or is not for this stream, and what
+	// comes next is after it. A client that has seen no event (no cursor,
+	// or a replay its scope filtered out) resumes from here without a gap.
+	if st.sentID != sub.floor {
+		st.buf = AppendID(st.buf, sub.floor)
+		st.sentID = sub.floor
+	}
 	if st.flushBuf() != nil {
 		return false
 	}
@@ -415,6 +571,13 @@ func (st *stream) start() bool {
 		st.buf = nil // a replay grew it: do not keep it for the connection's life
 	}
 	return true
+}
+
+// reset appends a reset frame: the client refetches, then goes on from
+// cursor.
+func (st *stream) reset(reason string, cursor int64) {
+	st.buf = AppendReset(st.buf, reason, cursor)
+	st.sentID = cursor
 }
 
 // abort ends a stream that failed after its headers went out: a last
@@ -446,15 +609,17 @@ func (st *stream) replay(ctx context.Context, after, until int64) error {
 				return err
 			}
 			if after < head.PrunedThrough {
-				st.buf = AppendReset(st.buf, ResetExpired, until)
+				st.reset(ResetExpired, until)
 				break
 			}
 		}
 		for i := range evs {
+			e := st.scope.ForAudience(evs[i]) // as live delivery redacts it
 			var err error
-			if st.buf, err = AppendEvent(st.buf, &evs[i]); err != nil {
-				h.cfg.Logger.Error("sse: event sent without its data", "seq", evs[i].Seq, "err", err)
+			if st.buf, err = AppendEvent(st.buf, &e); err != nil {
+				h.cfg.Logger.Error("sse: event sent without its data", "seq", e.Seq, "err", err)
 			}
+			st.sentID = e.Seq
 		}
 		h.hub.stats.delivered.Add(int64(len(evs)))
 		h.hub.stats.replayed.Add(int64(len(evs)))
@@ -560,6 +725,7 @@ func (st *stream) drain() error {
 // frames written.
 func (st *stream) writeBatch(b *batch) (frames int, err error) {
 	sub := st.sub
+	var fs *frameSet
 	runStart, runEnd := -1, -1
 	write := func() error {
 		if runStart < 0 {
@@ -568,7 +734,7 @@ func (st *stream) writeBatch(b *batch) (frames int, err error) {
 		if err := st.setDeadline(); err != nil {
 			return err
 		}
-		if _, err := st.out.Write(b.frames[runStart:runEnd]); err != nil {
+		if _, err := st.out.Write(fs.frames[runStart:runEnd]); err != nil {
 			st.failed = true
 			return err
 		}
@@ -587,11 +753,15 @@ func (st *stream) writeBatch(b *batch) (frames int, err error) {
 			}
 			continue
 		}
-		s, end := b.frame(i)
+		if fs == nil {
+			fs = b.form(sub.scope)
+		}
+		s, end := fs.frame(i)
 		if runStart < 0 {
 			runStart = s
 		}
 		runEnd = end
+		st.sentID = e.Seq
 		frames++
 	}
 	return frames, write()

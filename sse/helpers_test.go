@@ -18,10 +18,10 @@ import (
 	"github.com/clinicpulse/clinicpulse/models"
 )
 
-// item is one thing read from a stream: a retry line, a comment or an
-// event (dispatched at its blank line).
+// item is one thing read from a stream: a retry line, a comment, an event
+// (dispatched at its blank line) or a position (an id without data).
 type item struct {
-	Kind  string // "retry", "comment", "event"
+	Kind  string // "retry", "comment", "event", "id" (a frame with an id and no data)
 	Text  string // retry value or comment text
 	ID    string
 	Event string
@@ -127,6 +127,8 @@ func (c *conn) read() {
 			if hasData {
 				cur.Kind, cur.At = "event", time.Now()
 				c.items <- cur
+			} else if cur.ID != "" {
+				c.items <- item{Kind: "id", ID: cur.ID, At: time.Now()}
 			}
 			cur, hasData = item{}, false
 		case strings.HasPrefix(line, ":"):

@@ -38,7 +38,7 @@ type Hub struct {
 	// What the writers need of the handler's configuration.
 	heartbeat, writeTimeout, maxDuration time.Duration
 	// forgetAfter is how long a tenant without streams keeps its recent
-	// batches.
+	// batches and its place in the hub (IdleTenant).
 	forgetAfter time.Duration
 
 	mu      sync.RWMutex
@@ -66,14 +66,22 @@ type Hub struct {
 	stats struct {
 		subscribed, overflows, delivered, replayed, batches atomic.Int64
 		backlogs                                            atomic.Int64 // a socket's buffer was full
+		evictions                                           atomic.Int64 // idle audiences evicted
 	}
 }
 
 const nShards = 8
 
-// audience is a tenant's subscribers and the chain of its batches.
+// audience is a tenant's subscribers and the chain of its batches. It
+// lives in Hub.tenants while the tenant has streams, and for forgetAfter
+// after the last one left; then it is evicted (sweep, evict), and a later
+// stream starts a new one.
 type audience struct {
-	mu sync.Mutex // serialises Publish and subscribe
+	tenant string
+	mu     sync.Mutex // serialises Publish and subscribe
+	// evicted is set (under Hub.mu and mu) when the audience leaves
+	// Hub.tenants: a subscriber that finds it set looks the tenant up again.
+	evicted bool
 	// tail is the last batch published (a sentinel without events before
 	// the first); published is tail.n, for lag checks without the lock.
 	tail      *batch
@@ -100,14 +108,21 @@ type audience struct {
 	dirtyIn [nShards]bool
 }
 
+// IdleTenant is how long the hub keeps a tenant's state after its last
+// stream left: long enough for clients cut by a proxy, a deploy or
+// STREAM_MAX_DURATION to come back and replay from memory what was
+// published meanwhile, short enough that idle (or made-up) tenants cost
+// nothing for long. The clock's sweep evicts it within a period after.
+const IdleTenant = time.Minute
+
 // What an audience keeps of its recent batches.
 const (
 	recentMaxEvents = 2048
 	recentMaxBytes  = 1 << 20
 )
 
-func newAudience() *audience {
-	a := &audience{tail: &batch{}}
+func newAudience(tenant string) *audience {
+	a := &audience{tenant: tenant, tail: &batch{}}
 	a.idleSince.Store(time.Now().UnixNano())
 	return a
 }
@@ -135,10 +150,64 @@ func (a *audience) forget() {
 	a.oldest, a.recentEvents, a.recentBytes = nil, 0, 0
 }
 
-// leave counts a subscriber out of its audience, once.
-func (a *audience) leave(s *subscriber) {
-	if !s.left.Swap(true) && a.streams.Add(-1) == 0 {
-		a.idleSince.Store(time.Now().UnixNano())
+// leaveAudience counts a subscriber out of its audience, once. The
+// audience of the last one to leave goes after forgetAfter (sweep), or at
+// once without one.
+func (h *Hub) leaveAudience(s *subscriber) {
+	a := s.a
+	if s.left.Swap(true) || a.streams.Add(-1) != 0 {
+		return
+	}
+	now := time.Now()
+	a.idleSince.Store(now.UnixNano())
+	if h.forgetAfter <= 0 {
+		h.evict(a, now)
+	}
+}
+
+// evictable reports whether a can leave the hub: it has no streams and has
+// been idle for forgetAfter. Call with a.mu held.
+func (a *audience) evictable(now time.Time, forgetAfter time.Duration) bool {
+	return a.streams.Load() == 0 && now.Sub(time.Unix(0, a.idleSince.Load())) >= forgetAfter
+}
+
+// evict removes an idle audience from the hub, so that a tenant nobody
+// follows costs no memory: its chain's tail, recent batches and record go
+// with it. It races safely with subscribe (which finds evicted set and
+// looks again) and with Publish (a batch published to an evicted audience
+// reaches no one: it had no streams, and a new stream subscribes inside
+// relay.Sync, after that batch, to the new audience).
+func (h *Hub) evict(a *audience, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tenants[a.tenant] != a {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.evictable(now, h.forgetAfter) {
+		return false
+	}
+	delete(h.tenants, a.tenant)
+	a.evicted = true
+	a.forget()
+	h.stats.evictions.Add(1)
+	return true
+}
+
+// sweep evicts the audiences idle for forgetAfter. The clock calls it once
+// per period.
+func (h *Hub) sweep(now time.Time) {
+	var idle []*audience
+	h.mu.RLock()
+	for _, a := range h.tenants {
+		if a.streams.Load() == 0 && now.Sub(time.Unix(0, a.idleSince.Load())) >= h.forgetAfter {
+			idle = append(idle, a)
+		}
+	}
+	h.mu.RUnlock()
+	for _, a := range idle {
+		h.evict(a, now)
 	}
 }
 
@@ -170,7 +239,7 @@ func NewHub(buffer int, period time.Duration, logger *slog.Logger) *Hub {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{buffer: int64(buffer), logger: logger, period: period, heartbeat: period, writeTimeout: DefaultWriteTimeout, forgetAfter: 10 * time.Minute,
+	h := &Hub{buffer: int64(buffer), logger: logger, period: period, heartbeat: period, writeTimeout: DefaultWriteTimeout, forgetAfter: IdleTenant,
 		tenants: map[string]*audience{}, drained: make(chan struct{}), done: make(chan struct{})}
 	for i := range h.beats {
 		c := make(chan struct{})
@@ -206,8 +275,10 @@ type subscriber struct {
 	wake chan struct{}
 	wd   deadliner
 
-	// Writer-driven streams (writer.go).
-	sock *socket
+	// Writer-driven streams (writer.go): the connection, and the stream's
+	// hold (limits.Holds), given back by its reader when it ends.
+	sock    *socket
+	release func()
 }
 
 // deadliner ends a write blocked on a client (a sink, a connection).
@@ -253,6 +324,7 @@ func (s *subscriber) take(fn func(b *batch) error) error {
 // reports how many.
 func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
 	frames := 0
+	var fs *frameSet
 	for i := range b.events {
 		e := &b.events[i]
 		if e.Seq <= s.floor {
@@ -260,8 +332,11 @@ func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
 		}
 		s.floor = e.Seq
 		if s.sees(b, i) {
-			start, end := b.frame(i)
-			dst = append(dst, b.frames[start:end]...)
+			if fs == nil {
+				fs = b.form(s.scope)
+			}
+			start, end := fs.frame(i)
+			dst = append(dst, fs.frames[start:end]...)
 			frames++
 		}
 	}
@@ -269,13 +344,17 @@ func (s *subscriber) appendNew(dst []byte, b *batch) ([]byte, int) {
 }
 
 // batch is one Publish call's events, encoded once for every subscriber.
-// It never changes once linked into its audience's chain.
+// It never changes once linked into its audience's chain, except that its
+// redacted form is made on first use.
 type batch struct {
-	events []models.Event
-	frames []byte      // the frames of all events, back to back
-	ends   []int32     // ends[i] is where event i's frame ends in frames
-	masks  []topicMask // masks[i] is event i's entity as a bit
-	mask   topicMask   // the union of masks
+	events   []models.Event
+	frameSet // the frames as staff see them
+	// anon is the frames as display and patient audiences see them (no
+	// actor: models.Scope.ForAudience), encoded the first time one of them
+	// takes the batch; a batch without actors shares frameSet.
+	anon  atomic.Pointer[frameSet]
+	masks []topicMask // masks[i] is event i's entity as a bit
+	mask  topicMask   // the union of masks
 	// patients maps a patient id to the topics of its events in the
 	// batch, for batches too long to scan per patient subscriber.
 	patients map[string]topicMask
@@ -285,11 +364,63 @@ type batch struct {
 
 func (b *batch) lastSeq() int64 { return b.events[len(b.events)-1].Seq }
 
-func (b *batch) frame(i int) (start, end int) {
+// frameSet is the frames of a batch's events, back to back.
+type frameSet struct {
+	frames []byte
+	ends   []int32 // ends[i] is where event i's frame ends in frames
+}
+
+// frame returns where event i's frame lies in frames.
+func (f *frameSet) frame(i int) (start, end int) {
 	if i > 0 {
-		start = int(b.ends[i-1])
+		start = int(f.ends[i-1])
 	}
-	return start, int(b.ends[i])
+	return start, int(f.ends[i])
+}
+
+// form returns the frames as the scope receives them: as encoded for
+// staff, or without actors for display and patient audiences (encoded
+// now if this is their first use; two streams racing to make them agree,
+// and one copy is kept). Staff-only fan-out never encodes twice.
+func (b *batch) form(sc models.Scope) *frameSet {
+	if sc.SeesActors() {
+		return &b.frameSet
+	}
+	if f := b.anon.Load(); f != nil {
+		return f
+	}
+	f := b.redacted(sc)
+	if !b.anon.CompareAndSwap(nil, f) {
+		f = b.anon.Load()
+	}
+	return f
+}
+
+// redacted encodes the batch's frames for an audience that does not see
+// actors (models.Scope.ForAudience); a batch whose events carry none
+// shares the staff frames.
+func (b *batch) redacted(sc models.Scope) *frameSet {
+	n := 0
+	for i := range b.events {
+		if b.events[i].Actor != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return &b.frameSet
+	}
+	f := &frameSet{frames: make([]byte, 0, len(b.frames)), ends: make([]int32, len(b.events))}
+	for i := range b.events {
+		if b.events[i].Actor == "" {
+			start, end := b.frame(i)
+			f.frames = append(f.frames, b.frames[start:end]...)
+		} else {
+			e := sc.ForAudience(b.events[i])
+			f.frames, _ = AppendEvent(f.frames, &e) // an error was logged with the staff form
+		}
+		f.ends[i] = int32(len(f.frames))
+	}
+	return f
 }
 
 // patientScan is how many events a patient subscriber's question scans
@@ -297,7 +428,7 @@ func (b *batch) frame(i int) (start, end int) {
 const patientScan = 8
 
 func newBatch(events []models.Event, logger *slog.Logger) *batch {
-	b := &batch{events: events, ends: make([]int32, len(events)), masks: make([]topicMask, len(events))}
+	b := &batch{events: events, frameSet: frameSet{ends: make([]int32, len(events))}, masks: make([]topicMask, len(events))}
 	size := 0
 	for i := range events {
 		size += len(events[i].Data) + 160
@@ -546,19 +677,8 @@ func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topic
 	if own {
 		s.wake = make(chan struct{}, 1)
 	}
-	h.mu.RLock()
-	a := h.tenants[tenantID]
-	h.mu.RUnlock()
-	if a == nil {
-		h.mu.Lock()
-		if a = h.tenants[tenantID]; a == nil {
-			a = newAudience()
-			h.tenants[tenantID] = a
-		}
-		h.mu.Unlock()
-	}
+	a := h.audience(tenantID)
 	s.a = a
-	a.mu.Lock()
 	s.at = a.tail
 	a.streams.Add(1)
 	s.gen = a.gen.Load()
@@ -577,13 +697,36 @@ func (h *Hub) subscribe(tenantID string, scope models.Scope, topics models.Topic
 	return s, first, ok
 }
 
+// audience returns the tenant's audience, creating it if the tenant has
+// none, with its mu held: one that was evicted meanwhile is not returned.
+func (h *Hub) audience(tenantID string) *audience {
+	for {
+		h.mu.RLock()
+		a := h.tenants[tenantID]
+		h.mu.RUnlock()
+		if a == nil {
+			h.mu.Lock()
+			if a = h.tenants[tenantID]; a == nil {
+				a = newAudience(tenantID)
+				h.tenants[tenantID] = a
+			}
+			h.mu.Unlock()
+		}
+		a.mu.Lock()
+		if !a.evicted {
+			return a
+		}
+		a.mu.Unlock()
+	}
+}
+
 // unsubscribe removes a stream on its own goroutine (idempotent).
 func (h *Hub) unsubscribe(s *subscriber) {
 	a := s.a
 	a.mu.Lock()
 	a.removeOwn(s)
 	a.mu.Unlock()
-	a.leave(s)
+	h.leaveAudience(s)
 }
 
 // beat returns the channel that the clock closes at a shard's next tick,
@@ -614,6 +757,9 @@ func (h *Hub) clock() {
 		h.beatMu.Unlock()
 		h.shards[i].beat()
 		i = (i + 1) % nShards
+		if i == 0 {
+			h.sweep(time.Now())
+		}
 	}
 }
 
@@ -674,13 +820,20 @@ type Stats struct {
 	Replayed int64
 	// Batches counts batches published to tenants that have had streams.
 	Batches int64
+	// Tenants is the number of tenants the hub holds state for now: those
+	// with streams, and those idle for less than the idle period that
+	// remember recent batches.
+	Tenants int
+	// Evictions counts idle tenants whose state the hub let go.
+	Evictions int64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	n := h.active
+	n, tenants := h.active, len(h.tenants)
 	h.mu.RUnlock()
 	return Stats{Streams: n, Subscribed: h.stats.subscribed.Load(), SlowDisconnects: h.stats.overflows.Load(),
-		Delivered: h.stats.delivered.Load(), Replayed: h.stats.replayed.Load(), Batches: h.stats.batches.Load()}
+		Delivered: h.stats.delivered.Load(), Replayed: h.stats.replayed.Load(), Batches: h.stats.batches.Load(),
+		Tenants: tenants, Evictions: h.stats.evictions.Load()}
 }

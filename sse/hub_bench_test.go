@@ -48,10 +48,23 @@ func cpuTime() time.Duration {
 // batches, then waits for the streams to drain, so that no queue fills.
 // Reported: ns/op (per published event), allocs, and process CPU per
 // delivered frame (cpu-ns/delivery, from getrusage: publisher, scheduler,
-// GC and the N streams together).
+// GC and the N streams together). The subscribers are staff, except in
+// "display", whose board streams take the batches' redacted frames
+// (encoded once more per batch, on first use).
 func BenchmarkHubFanout(b *testing.B) {
+	type run struct {
+		n     int
+		scope models.Scope
+		name  string
+	}
+	var runs []run
 	for _, n := range []int{1, 100, 1000, 10000} {
-		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+		runs = append(runs, run{n, models.Scope{}, fmt.Sprintf("subs=%d", n)})
+	}
+	runs = append(runs, run{1000, models.Scope{BoardOnly: true}, "subs=1000,display"})
+	for _, r := range runs {
+		n := r.n
+		b.Run(r.name, func(b *testing.B) {
 			h := NewHandler(Config{Heartbeat: time.Hour})
 			hub := h.Hub()
 			ctx, cancel := context.WithCancel(context.Background())
@@ -64,7 +77,7 @@ func BenchmarkHubFanout(b *testing.B) {
 				if !hub.enter() {
 					b.Fatal("hub closed")
 				}
-				st.sub, _, _ = hub.subscribe("t", models.Scope{}, nil, true, st.out, -1)
+				st.sub, _, _ = hub.subscribe("t", r.scope, nil, true, st.out, -1)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

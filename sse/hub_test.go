@@ -82,9 +82,17 @@ func (l *memLog) Append(evs ...models.Event) {
 	l.hub.Publish("t", evs)
 }
 
+// noLimits removes every bound of Limits.
+var noLimits = Limits{PerIdentityStaff: -1, PerIdentityPublic: -1, PerTenant: -1, OpenRate: -1}
+
+// newTestHandler returns a handler on a memLog; without Limits in cfg, it
+// has none.
 func newTestHandler(cfg Config) (*Handler, *memLog) {
 	l := &memLog{}
 	cfg.Log, cfg.Relay = l, l
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = noLimits
+	}
 	h := NewHandler(cfg)
 	l.hub = h.Hub()
 	return h, l
@@ -222,7 +230,7 @@ func TestBatchWanted(t *testing.T) {
 // TestRecent: the hub keeps recent batches within its bounds, and answers
 // "everything after cursor" only when it still holds all of it.
 func TestRecent(t *testing.T) {
-	a := newAudience()
+	a := newAudience("t")
 	seq := int64(0)
 	add := func(n, size int) {
 		evs := make([]models.Event, n)
@@ -558,14 +566,18 @@ func TestSkipEndsStreams(t *testing.T) {
 				t.Fatal("the stream did not end after Skip")
 			}
 			t.Logf("stream ended %v after Skip", time.Since(start).Round(time.Microsecond))
+			// (The audience may be gone already: after the hole it
+			// remembered nothing, and its last stream left.)
 			h.hub.mu.RLock()
 			a := h.hub.tenants["t"]
 			h.hub.mu.RUnlock()
-			a.mu.Lock()
-			_, ok := a.since(1)
-			a.mu.Unlock()
-			if ok {
-				t.Error("the hub still replays from memory across the hole")
+			if a != nil {
+				a.mu.Lock()
+				_, ok := a.since(1)
+				a.mu.Unlock()
+				if ok {
+					t.Error("the hub still replays from memory across the hole")
+				}
 			}
 			for h.hub.Stats().Streams > 0 {
 				if time.Since(start) > 5*time.Second {
@@ -656,50 +668,121 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// TestForgetIdleTenant: a tenant nobody follows keeps no recent batches
-// once forgetAfter has passed (a returning client replays from the log);
-// streams of both kinds count in and out of their audience once.
+// TestForgetIdleTenant: a tenant nobody follows keeps nothing in the hub:
+// at once when it remembers no recent batches, after forgetAfter when it
+// does (the clock's sweep); streams of both kinds count in and out of
+// their audience once; a client that comes back replays from the log.
 func TestForgetIdleTenant(t *testing.T) {
 	h, l := newTestHandler(Config{Heartbeat: time.Minute})
 	h.hub.forgetAfter = 0
 	srv := httptest.NewServer(staffEcho(h, models.Actor{Subject: "a", TenantID: "t", Role: models.RoleAdmin}))
 	defer srv.Close()
 	defer h.Shutdown(context.Background())
-
-	l.Append(models.Event{Entity: "queue"}) // 1: no audience yet
-	readStream(t, srv.URL+"/stream", "0", 1)
-	h.hub.mu.RLock()
-	a := h.hub.tenants["t"]
-	h.hub.mu.RUnlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.streams.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d streams counted after the client left", a.streams.Load())
+	tenants := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for h.hub.Stats().Tenants != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the hub holds %d tenants, want %d", h.hub.Stats().Tenants, want)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	recent := func(cursor int64) bool {
+		h.hub.mu.RLock()
+		a := h.hub.tenants["t"]
+		h.hub.mu.RUnlock()
+		if a == nil {
+			return false
+		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		_, ok := a.since(cursor)
 		return ok
 	}
-	l.Append(models.Event{Entity: "queue"}) // 2: nobody follows: forgotten
-	if recent(1) {
-		t.Fatal("an idle tenant kept its recent batches")
+	subscribe := func() (s *subscriber) {
+		l.Sync("t", func(int64) { s, _, _ = h.hub.subscribe("t", models.Scope{}, nil, true, nil, -1) })
+		return s
 	}
-	s, _, _ := h.hub.subscribe("t", models.Scope{}, nil, true, nil, -1)
+
+	l.Append(models.Event{Entity: "queue"}) // 1: no audience yet
+	readStream(t, srv.URL+"/stream", "0", 1)
+	// The client left, and the tenant remembered nothing.
+	tenants(0)
+	l.Append(models.Event{Entity: "queue"}) // 2: nobody follows
+	tenants(0)
+
+	s := subscribe()
 	l.Append(models.Event{Entity: "queue"}) // 3: followed: remembered
 	if !recent(2) {
 		t.Fatal("a followed tenant forgot its recent batch")
 	}
+	a := s.a
 	h.hub.unsubscribe(s)
 	h.hub.unsubscribe(s)
 	if n := a.streams.Load(); n != 0 {
 		t.Fatalf("%d streams counted after unsubscribing twice", n)
 	}
-	// A client that comes back replays 2..3 from the log, the same events.
-	if evs := readStream(t, srv.URL+"/stream", "1", 2); evs[0].LastEventID != "2" || evs[1].LastEventID != "3" {
+	tenants(0) // forgetAfter 0: gone with its last stream, memory and all
+
+	h.hub.forgetAfter = time.Hour
+	s = subscribe()
+	l.Append(models.Event{Entity: "queue"}) // 4: remembered
+	h.hub.unsubscribe(s)
+	h.hub.sweep(time.Now())
+	if tenants(1); !recent(3) {
+		t.Fatal("a tenant idle for less than forgetAfter forgot its recent batch")
+	}
+	h.hub.sweep(time.Now().Add(2 * time.Hour))
+	tenants(0)
+
+	// A client that comes back replays 2..4 from the log, the same events.
+	if evs := readStream(t, srv.URL+"/stream", "1", 3); evs[0].LastEventID != "2" || evs[2].LastEventID != "4" {
 		t.Fatalf("replay %v", evs)
+	}
+}
+
+// TestBatchForms: a batch keeps one encoding for staff; display and
+// patient audiences get the same frames with actor "" (encoded on their
+// first use, once, and none at all when no event names an actor).
+func TestBatchForms(t *testing.T) {
+	evs := []models.Event{
+		{Seq: 1, Type: "queue.board", Entity: models.EntityBoard, Actor: "jane.doe@clinic-a.example", Data: json.RawMessage(`{"waiting":[1]}`)},
+		{Seq: 2, Type: "queue.updated", Entity: models.EntityQueue, Data: json.RawMessage(`{}`)},
+	}
+	b := newBatch(evs, discard)
+	if b.anon.Load() != nil {
+		t.Fatal("a redacted form before anyone asked")
+	}
+	staff := b.form(models.Scope{})
+	if staff != &b.frameSet || !bytes.Contains(staff.frames, []byte(`"actor":"jane.doe@clinic-a.example"`)) {
+		t.Fatalf("staff frames %q", staff.frames)
+	}
+	if b.anon.Load() != nil {
+		t.Fatal("a staff delivery encoded the redacted form")
+	}
+	display := b.form(models.Scope{BoardOnly: true})
+	if patient := b.form(models.Scope{PatientID: "p1"}); patient != display {
+		t.Error("the redacted form was encoded twice")
+	}
+	p := NewWireParser()
+	p.Feed(display.frames)
+	if len(p.Events) != 2 || bytes.Contains(display.frames, []byte("jane")) {
+		t.Fatalf("display frames %q", display.frames)
+	}
+	for i, e := range p.Events {
+		var env models.Event
+		if err := json.Unmarshal([]byte(e.Data), &env); err != nil || env.Actor != "" || env.Seq != int64(i+1) {
+			t.Fatalf("display event %d: %+v %v", i, env, err)
+		}
+		start, end := display.frame(i)
+		if got := string(display.frames[start:end]); !strings.HasPrefix(got, fmt.Sprintf("id: %d\n", i+1)) {
+			t.Fatalf("frame %d: %q", i, got)
+		}
+	}
+	// No actor in the batch: the staff frames serve everyone.
+	b = newBatch([]models.Event{{Seq: 3, Type: "queue.board", Entity: models.EntityBoard, Data: json.RawMessage(`{}`)}}, discard)
+	if b.form(models.Scope{BoardOnly: true}) != &b.frameSet {
+		t.Error("a batch without actors was encoded again")
 	}
 }

@@ -559,7 +559,7 @@ func TestShutdown(t *testing.T) {
 	}
 	before := settle(-1)
 
-	s := apptest.Start(t, func(c *app.Config) { c.Heartbeat = 50 * time.Millisecond })
+	s := apptest.Start(t, func(c *app.Config) { c.Heartbeat = 50 * time.Millisecond; c.Streams = unlimited })
 	tok := s.Token(tenant, models.RoleAdmin, "a")
 	doctor(t, s, tok, "Dr. One")
 	head(t, s, tenant)

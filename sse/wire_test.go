@@ -12,12 +12,22 @@ type WireEvent struct {
 	Data        string
 }
 
+// WirePosition is a frame that set the last event ID without dispatching
+// an event (an id field and no data), and how many events came before it.
+type WirePosition struct {
+	LastEventID string
+	After       int
+}
+
 // WireParser interprets an event stream as the WHATWG HTML standard says
 // (§9.2.6 "Interpreting an event stream"). The tests hold our frames to it.
 type WireParser struct {
-	Events   []WireEvent
-	Comments []string
-	Retry    int64 // -1 until a valid retry field
+	Events    []WireEvent
+	Positions []WirePosition
+	Comments  []string
+	Retry     int64 // -1 until a valid retry field
+
+	frameID bool // the frame being read has an id field
 
 	data    strings.Builder
 	hasData bool
@@ -80,6 +90,7 @@ func (p *WireParser) line(l string) {
 	case "id":
 		if !strings.ContainsRune(value, 0) {
 			p.idBuf = value
+			p.frameID = true
 		}
 	case "retry":
 		if n, err := strconv.ParseInt(value, 10, 64); err == nil && value != "" && strings.Trim(value, "0123456789") == "" {
@@ -89,7 +100,13 @@ func (p *WireParser) line(l string) {
 }
 
 func (p *WireParser) dispatch() {
+	frameID := p.frameID
+	p.frameID = false
 	if !p.hasData {
+		// The last event ID is set all the same (§9.2.6, dispatch step 1).
+		if frameID {
+			p.Positions = append(p.Positions, WirePosition{LastEventID: p.idBuf, After: len(p.Events)})
+		}
 		p.data.Reset()
 		p.typ = ""
 		return

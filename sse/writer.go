@@ -194,9 +194,12 @@ func (h *Hub) read(s *subscriber) {
 		delete(sh.auds, a)
 	}
 	sh.mu.Unlock()
-	a.leave(s)
+	h.leaveAudience(s)
 	s.sock.close(false)
 	h.leave()
+	if s.release != nil {
+		s.release()
+	}
 }
 
 // write is writer w: it serves shards w, w+W, … (W writers), each time one

@@ -21,6 +21,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/pglisten"
 	"github.com/clinicpulse/clinicpulse/polling"
 	"github.com/clinicpulse/clinicpulse/relay"
+	"github.com/clinicpulse/clinicpulse/sse"
 	"github.com/clinicpulse/clinicpulse/static"
 	"github.com/clinicpulse/clinicpulse/store"
 	"github.com/labstack/echo/v4"
@@ -48,6 +49,9 @@ type Config struct {
 	Dev                    bool
 	// Polling configures the poll fallback; zero values take its defaults.
 	Polling polling.Config
+	// Streams bounds the SSE streams per identity and tenant, and stream
+	// opens and ticket mints per identity; zero values take its defaults.
+	Streams sse.Limits
 	// RelayScan is the relay's safety-net scan period.
 	RelayScan time.Duration
 	Location  *time.Location

@@ -3,7 +3,7 @@
 // per connection (minted through `fetch`, which is where a browser page
 // would mint it too), automatic reconnection with Last-Event-ID and the
 // server's retry: delay. Prints one JSON line per happening; exits when it
-// has seen the event with seq LAST.
+// has seen the event with seq LAST (or after ES_TIMEOUT_MS, default 60 s).
 //
 //   node client.mjs STREAM_URL API_BASE TOKEN LAST [bearer|ticket]
 import { EventSource } from 'eventsource';
@@ -48,4 +48,4 @@ es.onerror = (e) => out({ kind: 'error', message: String(e.message ?? ''), code:
 setTimeout(() => {
   out({ kind: 'timeout' });
   process.exit(2);
-}, 60_000);
+}, Number(process.env.ES_TIMEOUT_MS) || 60_000);
