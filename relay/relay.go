@@ -71,10 +71,21 @@ type Relay struct {
 	wake    chan struct{}
 }
 
+// tenant is the relay's position in one tenant's log.
+//
+// A tenant that has dispatched nothing (no log, or a made-up tenant id that a
+// head, a poll or a stream asked about) is forgotten as soon as nothing uses
+// it: recreated, it starts from the same place (0), so forgetting it loses no
+// event and moves no head. A tenant that has dispatched something keeps its
+// entry: sinks hold subscribers and waiters at its seq, and the log alone
+// cannot tell which of its committed events were already published. Those
+// entries are bounded by the tenants that have a log (tenant_heads rows),
+// about 100 bytes each.
 type tenant struct {
 	mu         sync.Mutex   // held while a batch is read and published
 	dispatched atomic.Int64 // last seq handed to the sinks; written under mu
-	nudged     atomic.Int64 // highest head a nudge reported, a seq already committed
+	nudged     atomic.Int64 // highest head a nudge reported, a seq already committed; written under Relay.mu
+	forgotten  bool         // removed from Relay.tenants; set under mu and Relay.mu
 }
 
 // New returns a relay over log. interval is the safety-net scan period
@@ -106,27 +117,59 @@ func (r *Relay) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *Relay) tenant(id string) *tenant {
+// lock returns the tenant's entry, created if need be, with its lock held.
+func (r *Relay) lock(id string) *tenant {
+	for {
+		r.mu.Lock()
+		t, ok := r.tenants[id]
+		if !ok {
+			// A tenant unknown at Start had no events then: all of its are new.
+			t = &tenant{}
+			r.tenants[id] = t
+		}
+		r.mu.Unlock()
+		t.mu.Lock()
+		if !t.forgotten {
+			return t
+		}
+		t.mu.Unlock() // forgotten meanwhile: take the new entry
+	}
+}
+
+// unlock releases a tenant's lock, forgetting the tenant first if it has
+// dispatched nothing and nothing is pending for it.
+func (r *Relay) unlock(id string, t *tenant) {
+	defer t.mu.Unlock()
+	if t.dispatched.Load() != 0 {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.tenants[id]
-	if !ok {
-		// A tenant unknown at Start had no events then: all of its are new.
-		t = &tenant{}
-		r.tenants[id] = t
+	if _, dirty := r.dirty[id]; r.tenants[id] != t || t.nudged.Load() != 0 || dirty {
+		return
 	}
-	return t
+	t.forgotten = true
+	delete(r.tenants, id)
 }
 
 // Nudge tells the relay that the tenant's log reached head. It never blocks.
 func (r *Relay) Nudge(tenantID string, head int64) {
-	t := r.tenant(tenantID)
-	if head <= t.dispatched.Load() {
+	if head <= 0 {
 		return
 	}
-	for n := t.nudged.Load(); head > n && !t.nudged.CompareAndSwap(n, head); n = t.nudged.Load() {
-	}
 	r.mu.Lock()
+	t, ok := r.tenants[tenantID]
+	if !ok {
+		t = &tenant{}
+		r.tenants[tenantID] = t
+	}
+	if head <= t.dispatched.Load() {
+		r.mu.Unlock()
+		return
+	}
+	if head > t.nudged.Load() {
+		t.nudged.Store(head)
+	}
 	r.dirty[tenantID] = struct{}{}
 	r.mu.Unlock()
 	select {
@@ -135,19 +178,32 @@ func (r *Relay) Nudge(tenantID string, head int64) {
 	}
 }
 
-// Head returns the last seq dispatched for the tenant.
+// Head returns the last seq dispatched for the tenant (0 for a tenant the
+// relay has dispatched nothing of). It creates nothing.
 func (r *Relay) Head(tenantID string) int64 {
-	return r.tenant(tenantID).dispatched.Load()
+	r.mu.Lock()
+	t := r.tenants[tenantID]
+	r.mu.Unlock()
+	if t == nil {
+		return 0
+	}
+	return t.dispatched.Load()
 }
 
 // Sync runs fn with the tenant's last dispatched seq while no batch of that
 // tenant is being published. A subscriber that registers inside fn and
 // replays the log up to that seq receives every later event exactly once.
 func (r *Relay) Sync(tenantID string, fn func(dispatched int64)) {
-	t := r.tenant(tenantID)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t := r.lock(tenantID)
+	defer r.unlock(tenantID, t)
 	fn(t.dispatched.Load())
+}
+
+// Tenants returns the number of tenants the relay keeps an entry for.
+func (r *Relay) Tenants() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tenants)
 }
 
 // Run dispatches until ctx ends.
@@ -209,9 +265,8 @@ func (r *Relay) scan(ctx context.Context) {
 
 // dispatch publishes the tenant's events after its dispatched seq.
 func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
-	t := r.tenant(tenantID)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t := r.lock(tenantID)
+	defer r.unlock(tenantID, t)
 	for {
 		after := t.dispatched.Load()
 		// Loaded before the read: a head committed before it, which the
