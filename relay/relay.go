@@ -76,7 +76,8 @@ type Relay struct {
 // A tenant that has dispatched nothing (no log, or a made-up tenant id that a
 // head, a poll or a stream asked about) is forgotten as soon as nothing uses
 // it: recreated, it starts from the same place (0), so forgetting it loses no
-// event and moves no head. A tenant that has dispatched something keeps its
+// event and moves no head. So is one a nudge named that turns out to have no
+// log (a NOTIFY from another schema of a shared database). A tenant that has dispatched something keeps its
 // entry: sinks hold subscribers and waiters at its seq, and the log alone
 // cannot tell which of its committed events were already published. Those
 // entries are bounded by the tenants that have a log (tenant_heads rows),
@@ -206,6 +207,14 @@ func (r *Relay) Tenants() int {
 	return len(r.tenants)
 }
 
+// Keeps reports whether the relay keeps an entry for the tenant.
+func (r *Relay) Keeps(tenantID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.tenants[tenantID]
+	return ok
+}
+
 // Run dispatches until ctx ends.
 func (r *Relay) Run(ctx context.Context) {
 	var tick <-chan time.Time
@@ -279,12 +288,22 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 		if (len(evs) > 0 && evs[0].Seq != after+1) || (len(evs) == 0 && nudged > after) {
 			// A hole (never the common case: a tenant's transactions
 			// commit in seq order).
-			moved, err := r.skipPruned(ctx, tenantID, t, after)
+			moved, noLog, err := r.skipPruned(ctx, tenantID, t, after)
 			if err != nil {
 				return err
 			}
 			if moved {
 				continue // read again from after the hole
+			}
+			if noLog {
+				// The nudge named a tenant without a log: a NOTIFY of
+				// another schema sharing the database. Nothing to keep.
+				r.mu.Lock()
+				if t.nudged.Load() == nudged {
+					t.nudged.Store(0)
+				}
+				r.mu.Unlock()
+				return nil
 			}
 			if len(evs) > 0 {
 				// Not pruned: the missing seqs may still show up.
@@ -305,14 +324,15 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 }
 
 // skipPruned moves the tenant's dispatched seq past what the log pruned
-// after it, if anything, and reports whether it did.
-func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, after int64) (bool, error) {
+// after it, if anything, and reports whether it did, and whether the tenant
+// has no log at all.
+func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, after int64) (moved, noLog bool, err error) {
 	h, err := r.log.LogHead(ctx, tenantID)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if h.PrunedThrough <= after {
-		return false, nil
+		return false, h.Seq == 0, nil
 	}
 	r.logger.Warn("relay: events were pruned before they were dispatched; moving past them (streams behind the hole get a reset when they resume)",
 		"tenant", tenantID, "after", after, "through", h.PrunedThrough, "missed", h.PrunedThrough-after)
@@ -322,5 +342,5 @@ func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, afte
 		}
 	}
 	t.dispatched.Store(h.PrunedThrough)
-	return true, nil
+	return true, false, nil
 }

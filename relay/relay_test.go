@@ -392,6 +392,27 @@ func TestForgetsTenantsWithoutALog(t *testing.T) {
 		t.Fatalf("%d tenants after 10,000 made-up ones were asked about, want 1", n)
 	}
 
+	// A nudge naming a tenant without a log (a NOTIFY of another schema
+	// sharing the database) costs one look at the log, and is forgotten;
+	// the tenant's first real events are dispatched from 1.
+	rl.Nudge("ghost", 42)
+	for deadline := time.Now().Add(10 * time.Second); rl.Keeps("ghost"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay keeps a tenant without a log after a nudge")
+		}
+	}
+	if _, err := st.Create(ctxOf("ghost"), &models.Doctor{Name: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); rec.len("ghost") < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ghost tenant's first event was not dispatched")
+		}
+	}
+	if got := rec.seqsOf("ghost"); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("ghost: dispatched %v, want [1]", got)
+	}
+
 	// A tenant with no log yet, asked about while its first events commit.
 	const writes = 200
 	done := make(chan struct{})
@@ -442,8 +463,8 @@ func TestForgetsTenantsWithoutALog(t *testing.T) {
 			t.Fatalf("fresh: position %d has seq %d", i, s)
 		}
 	}
-	if rl.Head("fresh") != writes || rl.Tenants() != 2 {
-		t.Fatalf("fresh: head %d, %d tenants; want %d and 2 (a tenant with a log keeps its entry)", rl.Head("fresh"), rl.Tenants(), writes)
+	if rl.Head("fresh") != writes || rl.Tenants() != 3 {
+		t.Fatalf("fresh: head %d, %d tenants; want %d and 3 (a tenant with a log keeps its entry)", rl.Head("fresh"), rl.Tenants(), writes)
 	}
 	t.Logf("%d registrations raced the first %d events", regs.Load(), writes)
 }
