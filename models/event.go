@@ -110,20 +110,49 @@ func (t Topics) List() []string {
 	return out
 }
 
-// Visible reports whether an audience with this scope and topics sees e.
+// Reach is how much of one entity's events a scope sees.
+type Reach int
+
+// The reaches of a scope over an entity.
+const (
+	ReachNone Reach = iota // none of them
+	ReachOwn               // those about the scope's patient (Event.PatientID)
+	ReachAll               // all of them
+)
+
+// Reach returns how much of the entity's events (and records) the scope
+// sees. Every audience sees the anonymous board; staff see everything; a
+// display sees nothing else; a patient sees their own records and the
+// doctor directory (name, specialty, room: the clinic's public directory,
+// which the board shows too), and nothing about other patients.
+func (s Scope) Reach(entity string) Reach {
+	switch {
+	case entity == EntityBoard:
+		return ReachAll
+	case s.BoardOnly:
+		return ReachNone
+	case s.PatientID != "":
+		if entity == EntityDoctor {
+			return ReachAll
+		}
+		return ReachOwn
+	}
+	return ReachAll
+}
+
+// Visible reports whether an audience with this scope and topics sees e
+// (see Reach).
 func (s Scope) Visible(e *Event, topics Topics) bool {
 	if topics != nil && !topics[e.Entity] {
 		return false
 	}
-	switch {
-	case e.Entity == EntityBoard:
+	switch s.Reach(e.Entity) {
+	case ReachAll:
 		return true
-	case s.BoardOnly:
-		return false
-	case s.PatientID != "":
-		return e.PatientID == s.PatientID
+	case ReachOwn:
+		return e.PatientID != "" && e.PatientID == s.PatientID
 	}
-	return true
+	return false
 }
 
 func knownEntity(name string) bool {

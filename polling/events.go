@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/clinicpulse/clinicpulse/limits"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/labstack/echo/v4"
 )
@@ -28,8 +29,10 @@ func (p *Poller) serveEvents(c echo.Context) error {
 	inm := c.Request().Header.Get("If-None-Match")
 	deadline := q.deadline()
 
+	lp := p.longPoll(c, a)
+	defer lp.done()
 	head := p.hub.head(tenant)
-	matched, answered, err := p.revalidate(c, tags, tenant, head, match, deadline)
+	matched, answered, err := p.revalidate(c, lp, tags, tenant, head, match, deadline)
 	if answered {
 		return err
 	}
@@ -38,7 +41,11 @@ func (p *Poller) serveEvents(c echo.Context) error {
 		// Caught up: nothing after since exists, so there is nothing to read
 		// until something is published. (since equal to a published head is
 		// never expired: the log keeps its head.)
-		if woke, seen := p.hub.wait(ctx, tenant, head, match, deadline); !woke {
+		woke, seen, err := lp.wait(tenant, head, match, deadline)
+		if err != nil {
+			return err
+		}
+		if !woke {
 			return p.writeEmpty(c, tags, seen)
 		}
 	}
@@ -52,12 +59,20 @@ func (p *Poller) serveEvents(c echo.Context) error {
 		if len(page.Events) == 0 && q.Wait > 0 && time.Now().Before(deadline) && ctx.Err() == nil && !p.hub.closed() {
 			// Nothing visible yet: wait from the snapshot's head. The events
 			// up to it were read, so the next read starts there.
-			woke, seen := p.hub.wait(ctx, tenant, page.Cursor, match, deadline)
+			woke, seen, err := lp.wait(tenant, page.Cursor, match, deadline)
+			if err != nil {
+				return err
+			}
 			if !woke {
 				return p.writeEmpty(c, tags, seen)
 			}
 			after = page.Cursor
 			continue
+		}
+		for i := range page.Events {
+			// Display and patient audiences get no actor (the store's
+			// read gives none either; this keeps it so whatever the log).
+			page.Events[i] = scope.ForAudience(page.Events[i])
 		}
 		tag := tags.at(page.Cursor)
 		if page.HasMore {
@@ -76,7 +91,7 @@ func (p *Poller) serveEvents(c echo.Context) error {
 // head: at once, or for a long-poll (deadline set) once the wait ends with
 // nothing the caller sees published. matched reports that the tag was
 // current; answered, that the response is written (err is its error).
-func (p *Poller) revalidate(c echo.Context, tags tagger, tenant string, head int64, match func(*models.Event) bool, deadline time.Time) (matched, answered bool, err error) {
+func (p *Poller) revalidate(c echo.Context, lp *longPoll, tags tagger, tenant string, head int64, match func(*models.Event) bool, deadline time.Time) (matched, answered bool, err error) {
 	cur := tags.at(head)
 	inm := c.Request().Header.Get("If-None-Match")
 	if inm == "" || !ifNoneMatch(inm, cur) {
@@ -85,7 +100,11 @@ func (p *Poller) revalidate(c echo.Context, tags tagger, tenant string, head int
 	if deadline.IsZero() {
 		return true, true, notModified(c, cur)
 	}
-	if woke, seen := p.hub.wait(c.Request().Context(), tenant, head, match, deadline); !woke && seen == head {
+	woke, seen, err := lp.wait(tenant, head, match, deadline)
+	if err != nil {
+		return true, true, err
+	}
+	if !woke && seen == head {
 		return true, true, notModified(c, cur)
 	}
 	return true, false, nil
@@ -106,14 +125,10 @@ func (p *Poller) begin(c echo.Context, parse func(url.Values, time.Duration) (Qu
 	res.Set("Cache-Control", "private, no-cache")
 	res.Add("Vary", "Authorization")
 	res.Add("Vary", "X-Tenant-ID")
-	token := c.Request().Header.Get("Authorization")
-	if token == "" {
-		token = string(a.Role) + "\x00" + a.TenantID + "\x00" + a.Subject
-	}
-	if ok, retry := p.limiter.allow(token, now); !ok {
-		secs := max(1, int64((retry+time.Second-1)/time.Second))
+	if ok, retry := p.rate.Allow(limits.IdentityOf(a), now); !ok {
+		secs := limits.RetryAfterSeconds(retry)
 		res.Set("Retry-After", strconv.FormatInt(secs, 10))
-		return a, Query{}, models.Errorf(models.ERATELIMIT, "too many polls with this token; retry after %d s", secs)
+		return a, Query{}, models.Errorf(models.ERATELIMIT, "too many polls by this caller; retry after %d s", secs)
 	}
 	q, err := parse(c.QueryParams(), p.cfg.MaxWait)
 	if err != nil {

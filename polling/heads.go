@@ -2,6 +2,7 @@ package polling
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,23 +10,30 @@ import (
 	"github.com/clinicpulse/clinicpulse/models"
 )
 
-// hub keeps each tenant's head in memory, fed by the relay, and the
-// long-polls waiting on it. Conditional polls read the head; waiting polls
-// sleep on a channel until a publish concerns them. Neither reads the
-// database.
+// hub holds the long-polls waiting on each tenant's log, woken by the relay's
+// publishes. Conditional polls read the relay's head; waiting polls sleep on
+// a channel until a publish concerns them. Neither reads the database.
+//
+// A tenant has state here only while a long-poll waits on it: asking about a
+// tenant (a head, a poll, even a made-up tenant id) leaves nothing behind,
+// and there is nothing to evict.
 type hub struct {
 	src        HeadSource
-	tenants    sync.Map // tenant id → *tenantState
+	seed       maphash.Seed
+	shards     [hubShards]hubShard
 	maxWaiters int64
 	waiting    atomic.Int64
 	done       chan struct{}
 	closeOnce  sync.Once
 }
 
-type tenantState struct {
-	head    atomic.Int64 // last seq published
+const hubShards = 32
+
+// hubShard holds the waiters of the tenants that hash to it. Its lock is
+// held to register, wake or remove a waiter, never while blocking.
+type hubShard struct {
 	mu      sync.Mutex
-	waiters map[*waiter]struct{}
+	tenants map[string]map[*waiter]struct{} // only tenants with waiters
 }
 
 // waiter is one held long-poll.
@@ -33,66 +41,53 @@ type waiter struct {
 	after int64                    // wake on a matching event with seq > after
 	match func(*models.Event) bool // whether the caller sees the event
 	ch    chan struct{}            // closed on wake-up
-	// under tenantState.mu:
+	// under the shard's lock:
 	woke bool
 	seen int64 // the last seq published while registered (none matched)
 }
 
 func newHub(src HeadSource, maxWaiters int) *hub {
-	return &hub{src: src, maxWaiters: int64(maxWaiters), done: make(chan struct{})}
-}
-
-// state returns the tenant's state, creating it at the relay's dispatched
-// seq. Sync keeps a publish of the same tenant from running meanwhile, so the
-// head starts exactly where the relay's next batch will start.
-func (h *hub) state(tenant string) *tenantState {
-	if v, ok := h.tenants.Load(tenant); ok {
-		return v.(*tenantState)
+	h := &hub{src: src, seed: maphash.MakeSeed(), maxWaiters: int64(maxWaiters), done: make(chan struct{})}
+	for i := range h.shards {
+		h.shards[i].tenants = map[string]map[*waiter]struct{}{}
 	}
-	var st *tenantState
-	h.src.Sync(tenant, func(dispatched int64) {
-		v, _ := h.tenants.LoadOrStore(tenant, newTenantState(dispatched))
-		st = v.(*tenantState)
-	})
-	return st
+	return h
 }
 
-func newTenantState(head int64) *tenantState {
-	st := &tenantState{waiters: map[*waiter]struct{}{}}
-	st.head.Store(head)
-	return st
+func (h *hub) shard(tenant string) *hubShard {
+	return &h.shards[maphash.String(h.seed, tenant)%hubShards]
 }
 
-func (h *hub) head(tenant string) int64 { return h.state(tenant).head.Load() }
+// head returns the last seq the relay published for the tenant.
+func (h *hub) head(tenant string) int64 { return h.src.Head(tenant) }
 
-// publish advances the head and wakes the waiters that see one of the events.
-// The relay calls it in seq order with the tenant's dispatch lock held; it
-// only takes the tenant's waiter lock and never blocks.
+// publish wakes the waiters that see one of the events. The relay calls it
+// in seq order with the tenant's dispatch lock held; it only takes the
+// shard's lock and never blocks.
 func (h *hub) publish(tenant string, evs []models.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	v, ok := h.tenants.Load(tenant)
-	if !ok {
-		v, _ = h.tenants.LoadOrStore(tenant, newTenantState(evs[0].Seq-1))
-	}
-	st := v.(*tenantState)
+	sh := h.shard(tenant)
 	last := evs[len(evs)-1].Seq
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.head.Store(last)
-	for w := range st.waiters {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ws := sh.tenants[tenant]
+	for w := range ws {
 		for i := range evs {
 			if evs[i].Seq > w.after && w.match(&evs[i]) {
 				w.woke = true
 				close(w.ch)
-				delete(st.waiters, w)
+				delete(ws, w)
 				break
 			}
 		}
 		if !w.woke {
 			w.seen = last
 		}
+	}
+	if ws != nil && len(ws) == 0 {
+		delete(sh.tenants, tenant)
 	}
 }
 
@@ -115,16 +110,23 @@ func (h *hub) wait(ctx context.Context, tenant string, after int64, match func(*
 		return false, after
 	}
 	defer h.waiting.Add(-1)
-	st := h.state(tenant)
+	sh := h.shard(tenant)
 	w := &waiter{after: after, match: match, ch: make(chan struct{}), seen: after}
 	registered := false
+	// Registered while no batch of the tenant is being published: the
+	// relay's next publish starts right after dispatched.
 	h.src.Sync(tenant, func(dispatched int64) {
 		if dispatched > after {
 			return
 		}
-		st.mu.Lock()
-		st.waiters[w] = struct{}{}
-		st.mu.Unlock()
+		sh.mu.Lock()
+		ws := sh.tenants[tenant]
+		if ws == nil {
+			ws = map[*waiter]struct{}{}
+			sh.tenants[tenant] = ws
+		}
+		ws[w] = struct{}{}
+		sh.mu.Unlock()
 		registered = true
 	})
 	if !registered {
@@ -138,11 +140,29 @@ func (h *hub) wait(ctx context.Context, tenant string, after int64, match func(*
 	case <-ctx.Done():
 	case <-h.done:
 	}
-	st.mu.Lock()
-	delete(st.waiters, w)
+	sh.mu.Lock()
+	if ws := sh.tenants[tenant]; ws != nil {
+		delete(ws, w)
+		if len(ws) == 0 {
+			delete(sh.tenants, tenant)
+		}
+	}
 	woke, seen = w.woke, max(w.seen, after)
-	st.mu.Unlock()
+	sh.mu.Unlock()
 	return woke, seen
+}
+
+// tenants returns the number of tenants with waiters (the hub's only
+// per-tenant state).
+func (h *hub) tenants() int {
+	n := 0
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		n += len(sh.tenants)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 func (h *hub) closed() bool {

@@ -35,8 +35,10 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 			match := func(e *models.Event) bool { return scope.Visible(e, topics) }
 			deadline := q.deadline()
 
+			lp := p.longPoll(c, a)
+			defer lp.done()
 			head := p.hub.head(tenant)
-			matched, answered, err := p.revalidate(c, tags, tenant, head, match, deadline)
+			matched, answered, err := p.revalidate(c, lp, tags, tenant, head, match, deadline)
 			if answered {
 				return err
 			}
@@ -53,7 +55,9 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 					from, changed = page.Cursor, len(page.Events) > 0
 				}
 				if !changed {
-					p.hub.wait(ctx, tenant, from, match, deadline)
+					if _, _, err := lp.wait(tenant, from, match, deadline); err != nil {
+						return err
+					}
 				}
 			}
 
@@ -73,17 +77,13 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 
 // listScope returns the events that change what the caller's list of the
 // resource shows, as the store's delta reads them: the resource's events
-// (and, for the queue, the board, which moves positions and waits), limited
-// to the patient's own for a patient token — except the doctor directory,
-// which patients see whole.
+// (and, for the queue, the board, which moves positions and waits) the
+// caller's scope reaches — a patient's own, and the whole doctor directory
+// (models.Scope.Reach).
 func listScope(a models.Actor, resource string) (models.Scope, models.Topics) {
 	topics := models.Topics{resource: true}
 	if resource == models.EntityQueue {
 		topics[models.EntityBoard] = true
 	}
-	scope := a.Scope()
-	if resource == models.EntityDoctor {
-		scope = models.Scope{}
-	}
-	return scope, topics
+	return a.Scope(), topics
 }

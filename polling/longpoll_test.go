@@ -101,6 +101,7 @@ func TestLongPollScope(t *testing.T) {
 	s := apptest.Start(t)
 	admin := s.Token("lps", models.RoleAdmin, "u")
 	p1 := newPatient(t, s, admin, "Mine")
+	doc := s.Create(t, admin, "doctors", map[string]any{"name": "Dr. Who"})["id"].(string)
 	h := head(t, s, admin)
 	waitHead(t, s, admin, h)
 	pat := s.Token("lps", models.RolePatient, p1)
@@ -109,8 +110,9 @@ func TestLongPollScope(t *testing.T) {
 	ch := hold(s, fmt.Sprintf("/api/v1/events?since=%d&wait=30", h), pat)
 	list := hold(s, fmt.Sprintf("/api/v1/patients?since=%d&wait=30", h), admin)
 	time.Sleep(300 * time.Millisecond)
-	newPatient(t, s, admin, "Someone else")                                    // the patient does not see it
-	s.Create(t, admin, "doctors", map[string]any{"name": "Dr. Not a patient"}) // nor does the patients list
+	other := newPatient(t, s, admin, "Someone else") // the patient does not see it
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	s.Create(t, admin, "appointments", map[string]any{"patient_id": other, "doctor_id": doc, "starts_at": at, "ends_at": at.Add(time.Hour)}) // nor does the patients list
 	time.Sleep(500 * time.Millisecond)
 	select {
 	case r := <-ch:
@@ -129,7 +131,7 @@ func TestLongPollScope(t *testing.T) {
 	if d := res.at.Sub(start); d < 800*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("patient answered after %v", d)
 	}
-	// The list delta long-poll woke on the first patient write, not the doctor.
+	// The list delta long-poll woke on the first patient write, not the appointment.
 	lr := <-list
 	var delta struct {
 		Items  []map[string]any `json:"items"`

@@ -10,8 +10,13 @@
 //     value is answered 304 from an in-memory head — no database read;
 //   - X-Poll-Interval, the advised interval from the client's stream health
 //     (?stream=live|down), stretched (never shortened) under overload;
-//   - ?wait= long-polls, held in memory until a visible event commits;
-//   - a per-token rate limit (429 with Retry-After).
+//   - ?wait= long-polls, held in memory until a visible event commits, at
+//     most a few per verified identity and a bound per tenant;
+//   - a rate limit per verified identity (429 with Retry-After).
+//
+// Every limit is keyed on the verified identity (limits.IdentityOf): never on
+// bytes the client can vary, such as the spelling of its Authorization
+// header.
 //
 // The in-memory heads are fed by the relay, the one in-order publisher of
 // committed events: a Poller is a relay sink.
@@ -19,8 +24,10 @@ package polling
 
 import (
 	"context"
+	"strconv"
 	"time"
 
+	"github.com/clinicpulse/clinicpulse/limits"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
@@ -55,21 +62,34 @@ type Config struct {
 	// MaxWait is the longest ?wait= a client may ask for (55 s: under the
 	// 60 s idle timeout of common proxies and load balancers).
 	MaxWait time.Duration
-	// Rate and Burst are the per-token limit on poll requests. The default
-	// (10/s, burst 100) is far above a client that follows the advised
-	// intervals (one poll per endpoint every 5 s at worst, plus has_more
-	// catch-up pages), and far below a broken client's tight loop.
+	// Rate and Burst are the limit on poll requests per verified identity
+	// (tenant and subject; limits.IdentityOf). The default (10/s, burst
+	// 100) is far above a client that follows the advised intervals (one
+	// poll per endpoint every 5 s at worst, plus has_more catch-up pages),
+	// and far below a broken client's tight loop.
 	Rate  rate.Limit
 	Burst int
-	// MaxTokens bounds the limiter table; the least recently seen token is
-	// evicted first (it comes back with a full bucket, which is harmless).
-	MaxTokens int
+	// MaxIdentities bounds the rate limiter's table; the least recently
+	// seen identity is evicted first (it comes back with a full bucket,
+	// which is harmless).
+	MaxIdentities int
+	// LongPollsPerDisplay, LongPollsPerPatient and LongPollsPerStaff bound
+	// the long-polls one verified identity holds at once, by its role
+	// (staff: admin, coordinator, doctor, platform); LongPollsPerTenant
+	// bounds a tenant's. A long-poll over a bound is answered 429 with
+	// Retry-After. A browser holds one (its tabs share a leader), so a
+	// display's or a patient's few cover a second device.
+	LongPollsPerDisplay int
+	LongPollsPerPatient int
+	LongPollsPerStaff   int
+	LongPollsPerTenant  int
 	// OverloadRate is the instance's poll rate (requests/s) above which the
 	// advised interval is stretched in proportion, up to MaxStretch times.
 	OverloadRate float64
 	MaxStretch   float64
-	// MaxWaiters bounds the long-polls held at once; above it a poll with
-	// ?wait= is answered at once, as without it.
+	// MaxWaiters bounds the long-polls held at once on the instance; above
+	// it a poll with ?wait= is answered at once, as without it. The bounds
+	// per identity keep one identity from taking all of them.
 	MaxWaiters int
 	// Now is the clock.
 	Now func() time.Time
@@ -79,15 +99,19 @@ type Config struct {
 // stream live/absent/down, wait at most 55 s.
 func DefaultConfig() Config {
 	return Config{
-		Intervals:    Intervals{Live: 30 * time.Second, Default: 15 * time.Second, Down: 5 * time.Second},
-		MaxWait:      55 * time.Second,
-		Rate:         10,
-		Burst:        100,
-		MaxTokens:    65536,
-		OverloadRate: 5000,
-		MaxStretch:   4,
-		MaxWaiters:   50000,
-		Now:          time.Now,
+		Intervals:           Intervals{Live: 30 * time.Second, Default: 15 * time.Second, Down: 5 * time.Second},
+		MaxWait:             55 * time.Second,
+		Rate:                10,
+		Burst:               100,
+		MaxIdentities:       65536,
+		LongPollsPerDisplay: 4,
+		LongPollsPerPatient: 4,
+		LongPollsPerStaff:   16,
+		LongPollsPerTenant:  1000,
+		OverloadRate:        5000,
+		MaxStretch:          4,
+		MaxWaiters:          50000,
+		Now:                 time.Now,
 	}
 }
 
@@ -111,8 +135,20 @@ func (c Config) withDefaults() Config {
 	if c.Burst <= 0 {
 		c.Burst = d.Burst
 	}
-	if c.MaxTokens <= 0 {
-		c.MaxTokens = d.MaxTokens
+	if c.MaxIdentities <= 0 {
+		c.MaxIdentities = d.MaxIdentities
+	}
+	if c.LongPollsPerDisplay <= 0 {
+		c.LongPollsPerDisplay = d.LongPollsPerDisplay
+	}
+	if c.LongPollsPerPatient <= 0 {
+		c.LongPollsPerPatient = d.LongPollsPerPatient
+	}
+	if c.LongPollsPerStaff <= 0 {
+		c.LongPollsPerStaff = d.LongPollsPerStaff
+	}
+	if c.LongPollsPerTenant <= 0 {
+		c.LongPollsPerTenant = d.LongPollsPerTenant
 	}
 	if c.OverloadRate <= 0 {
 		c.OverloadRate = d.OverloadRate
@@ -132,11 +168,12 @@ func (c Config) withDefaults() Config {
 // Poller serves the poll endpoints. It is a relay sink (Publish), and must be
 // registered with the relay before the relay starts.
 type Poller struct {
-	cfg     Config
-	log     EventLog
-	hub     *hub
-	limiter *limiter
-	load    *meter
+	cfg   Config
+	log   EventLog
+	hub   *hub
+	rate  *limits.Rate
+	holds *limits.Holds
+	load  *meter
 }
 
 // New returns a poller reading log, with heads fed by Publish and
@@ -144,11 +181,12 @@ type Poller struct {
 func New(log EventLog, heads HeadSource, cfg Config) *Poller {
 	cfg = cfg.withDefaults()
 	return &Poller{
-		cfg:     cfg,
-		log:     log,
-		hub:     newHub(heads, cfg.MaxWaiters),
-		limiter: newLimiter(cfg.Rate, cfg.Burst, cfg.MaxTokens),
-		load:    &meter{},
+		cfg:   cfg,
+		log:   log,
+		hub:   newHub(heads, cfg.MaxWaiters),
+		rate:  limits.NewRate(cfg.Rate, cfg.Burst, cfg.MaxIdentities),
+		holds: limits.NewHolds(cfg.LongPollsPerTenant),
+		load:  &meter{},
 	}
 }
 
@@ -173,3 +211,55 @@ func (p *Poller) Head(tenantID string) int64 { return p.hub.head(tenantID) }
 
 // Waiting returns the number of long-polls held now (for operations stats).
 func (p *Poller) Waiting() int64 { return p.hub.waiters() }
+
+// Tenants returns the number of tenants the poller keeps state for: those
+// with a long-poll waiting now.
+func (p *Poller) Tenants() int { return p.hub.tenants() }
+
+// longPollsPer returns how many long-polls an identity of the role may hold.
+func (p *Poller) longPollsPer(r models.Role) int {
+	switch r {
+	case models.RoleDisplay:
+		return p.cfg.LongPollsPerDisplay
+	case models.RolePatient:
+		return p.cfg.LongPollsPerPatient
+	}
+	return p.cfg.LongPollsPerStaff
+}
+
+// longPoll is one request's claim on a held long-poll: taken when it first
+// waits, kept across its waits, released when the request ends.
+type longPoll struct {
+	p       *Poller
+	c       echo.Context
+	a       models.Actor
+	release func()
+}
+
+func (p *Poller) longPoll(c echo.Context, a models.Actor) *longPoll {
+	return &longPoll{p: p, c: c, a: a}
+}
+
+// wait is hub.wait under the identity's and the tenant's bounds: over one,
+// it answers ERATELIMIT (429) with Retry-After set, and does not wait.
+func (l *longPoll) wait(tenant string, after int64, match func(*models.Event) bool, deadline time.Time) (woke bool, seen int64, err error) {
+	if l.release == nil {
+		release, ok := l.p.holds.Acquire(limits.IdentityOf(l.a), l.a.TenantID, l.p.longPollsPer(l.a.Role))
+		if !ok {
+			retry := limits.RetryAfterSeconds(l.p.cfg.Intervals.Down)
+			l.c.Response().Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+			return false, after, models.Errorf(models.ERATELIMIT,
+				"too many long-polls held: at most %d per %s token and %d per tenant; retry after %d s", l.p.longPollsPer(l.a.Role), l.a.Role, l.p.cfg.LongPollsPerTenant, retry)
+		}
+		l.release = release
+	}
+	woke, seen = l.p.hub.wait(l.c.Request().Context(), tenant, after, match, deadline)
+	return woke, seen, nil
+}
+
+// done releases the claim, if the request took one.
+func (l *longPoll) done() {
+	if l.release != nil {
+		l.release()
+	}
+}

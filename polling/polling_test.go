@@ -211,8 +211,8 @@ func TestExpiredCursor(t *testing.T) {
 	}
 }
 
-// TestRateLimit: one token's flood gets 429 with Retry-After (on the events
-// endpoint and the lists alike); another token is not affected.
+// TestRateLimit: one identity's flood gets 429 with Retry-After (on the events
+// endpoint and the lists alike); another identity is not affected.
 func TestRateLimit(t *testing.T) {
 	s := apptest.Start(t)
 	flood := s.Token("rl", models.RoleAdmin, "flood")
@@ -321,26 +321,28 @@ func TestScopes(t *testing.T) {
 		t.Fatalf("tenant b patients: %s", r.Body)
 	}
 
-	// A patient: own records and the board only.
+	// A patient: own records, the board and the doctor directory only.
 	pat := s.Token("clinic-a", models.RolePatient, p1)
 	r = s.Do(t, http.MethodGet, "/api/v1/events", pat, nil, "If-None-Match", staffTag)
 	pp := decodePage(t, r)
 	if r.Header.Get("ETag") == staffTag || strings.Contains(string(r.Body), "Bob") || strings.Contains(string(r.Body), p2) {
 		t.Fatalf("patient sees another's data: %s", r.Body)
 	}
-	var own, board int
+	var own, board, doctors int
 	for _, e := range pp.Events {
 		switch {
 		case e.Entity == models.EntityBoard:
 			board++
+		case e.Entity == models.EntityDoctor:
+			doctors++
 		case e.ID == p1 || strings.Contains(string(e.Data), p1):
 			own++
 		default:
 			t.Errorf("patient sees %s %s", e.Type, e.ID)
 		}
 	}
-	if own != 2 || board != 2 || pp.Cursor != all.Cursor {
-		t.Fatalf("patient: own %d board %d cursor %d: %s", own, board, pp.Cursor, r.Body)
+	if own != 2 || board != 2 || doctors != 1 || pp.Cursor != all.Cursor {
+		t.Fatalf("patient: own %d board %d doctors %d cursor %d: %s", own, board, doctors, pp.Cursor, r.Body)
 	}
 	ptag := r.Header.Get("ETag")
 	if s.Do(t, http.MethodGet, "/api/v1/events", pat, nil, "If-None-Match", ptag).Status != http.StatusNotModified {

@@ -2,6 +2,7 @@ package polling
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -52,33 +53,6 @@ func TestIfNoneMatch(t *testing.T) {
 		if got := ifNoneMatch(field, tag); got != want {
 			t.Errorf("%q: %v, want %v", field, got, want)
 		}
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := newLimiter(2, 3, 32)
-	for i := range 3 {
-		if ok, _ := l.allow("a", now); !ok {
-			t.Fatalf("burst request %d refused", i)
-		}
-	}
-	ok, retry := l.allow("a", now)
-	if ok || retry <= 0 || retry > 500*time.Millisecond {
-		t.Fatalf("4th request: %v retry %v", ok, retry)
-	}
-	if ok, _ := l.allow("b", now); !ok {
-		t.Fatal("another token refused")
-	}
-	if ok, _ := l.allow("a", now.Add(600*time.Millisecond)); !ok {
-		t.Fatal("refused after the refill")
-	}
-	// The table stays bounded, evicting the least recently seen.
-	for i := range 1000 {
-		l.allow(string(rune('A'+i%26))+time.Duration(i).String(), now)
-	}
-	if n := l.size(); n > 32 {
-		t.Fatalf("table holds %d tokens, bound 32", n)
 	}
 }
 
@@ -211,6 +185,44 @@ func TestHubWait(t *testing.T) {
 		}
 		if h.waiters() != 0 {
 			t.Fatalf("%d waiters left", h.waiters())
+		}
+	})
+}
+
+// TestHubKeepsNoIdleTenant: the hub keeps state for a tenant only while a
+// long-poll waits on it. 10,000 made-up tenants asked about and waited on
+// (each wait ending by its deadline, its context or a wake-up) leave
+// nothing behind; a head asked about creates nothing.
+func TestHubKeepsNoIdleTenant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &fakeRelay{heads: map[string]int64{}}
+		h := newHub(r, 100000)
+		all := func(*models.Event) bool { return true }
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for i := range 10000 {
+			tenant := fmt.Sprintf("made-up-%d", i)
+			if h.head(tenant) != 0 {
+				t.Fatal("a made-up tenant has a head")
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.wait(ctx, tenant, 0, all, time.Now().Add(time.Duration(1+i%3)*time.Second))
+			}()
+		}
+		synctest.Wait()
+		if n := h.tenants(); n != 10000 {
+			t.Fatalf("%d tenants with waiters, want 10000", n)
+		}
+		for i := range 100 {
+			r.publish(h, fmt.Sprintf("made-up-%d", i), models.Event{Seq: 1})
+		}
+		time.Sleep(1500 * time.Millisecond) // a third of the waits time out
+		cancel()                            // the others' requests end
+		wg.Wait()
+		if n, w := h.tenants(), h.waiters(); n != 0 || w != 0 {
+			t.Fatalf("after the waits: %d tenants, %d waiters", n, w)
 		}
 	})
 }

@@ -71,10 +71,22 @@ type Relay struct {
 	wake    chan struct{}
 }
 
+// tenant is the relay's position in one tenant's log.
+//
+// A tenant that has dispatched nothing (no log, or a made-up tenant id that a
+// head, a poll or a stream asked about) is forgotten as soon as nothing uses
+// it: recreated, it starts from the same place (0), so forgetting it loses no
+// event and moves no head. So is one a nudge named that turns out to have no
+// log (a NOTIFY from another schema of a shared database). A tenant that has dispatched something keeps its
+// entry: sinks hold subscribers and waiters at its seq, and the log alone
+// cannot tell which of its committed events were already published. Those
+// entries are bounded by the tenants that have a log (tenant_heads rows),
+// about 100 bytes each.
 type tenant struct {
 	mu         sync.Mutex   // held while a batch is read and published
 	dispatched atomic.Int64 // last seq handed to the sinks; written under mu
-	nudged     atomic.Int64 // highest head a nudge reported, a seq already committed
+	nudged     atomic.Int64 // highest head a nudge reported, a seq already committed; written under Relay.mu
+	forgotten  bool         // removed from Relay.tenants; set under mu and Relay.mu
 
 	wmu      sync.Mutex    // guards advanced
 	advanced chan struct{} // closed when dispatched moves; nil while nobody waits
@@ -120,27 +132,59 @@ func (r *Relay) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *Relay) tenant(id string) *tenant {
+// lock returns the tenant's entry, created if need be, with its lock held.
+func (r *Relay) lock(id string) *tenant {
+	for {
+		r.mu.Lock()
+		t, ok := r.tenants[id]
+		if !ok {
+			// A tenant unknown at Start had no events then: all of its are new.
+			t = &tenant{}
+			r.tenants[id] = t
+		}
+		r.mu.Unlock()
+		t.mu.Lock()
+		if !t.forgotten {
+			return t
+		}
+		t.mu.Unlock() // forgotten meanwhile: take the new entry
+	}
+}
+
+// unlock releases a tenant's lock, forgetting the tenant first if it has
+// dispatched nothing and nothing is pending for it.
+func (r *Relay) unlock(id string, t *tenant) {
+	defer t.mu.Unlock()
+	if t.dispatched.Load() != 0 {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.tenants[id]
-	if !ok {
-		// A tenant unknown at Start had no events then: all of its are new.
-		t = &tenant{}
-		r.tenants[id] = t
+	if _, dirty := r.dirty[id]; r.tenants[id] != t || t.nudged.Load() != 0 || dirty {
+		return
 	}
-	return t
+	t.forgotten = true
+	delete(r.tenants, id)
 }
 
 // Nudge tells the relay that the tenant's log reached head. It never blocks.
 func (r *Relay) Nudge(tenantID string, head int64) {
-	t := r.tenant(tenantID)
-	if head <= t.dispatched.Load() {
+	if head <= 0 {
 		return
 	}
-	for n := t.nudged.Load(); head > n && !t.nudged.CompareAndSwap(n, head); n = t.nudged.Load() {
-	}
 	r.mu.Lock()
+	t, ok := r.tenants[tenantID]
+	if !ok {
+		t = &tenant{}
+		r.tenants[tenantID] = t
+	}
+	if head <= t.dispatched.Load() {
+		r.mu.Unlock()
+		return
+	}
+	if head > t.nudged.Load() {
+		t.nudged.Store(head)
+	}
 	r.dirty[tenantID] = struct{}{}
 	r.mu.Unlock()
 	select {
@@ -149,9 +193,16 @@ func (r *Relay) Nudge(tenantID string, head int64) {
 	}
 }
 
-// Head returns the last seq dispatched for the tenant.
+// Head returns the last seq dispatched for the tenant (0 for a tenant the
+// relay has dispatched nothing of). It creates nothing.
 func (r *Relay) Head(tenantID string) int64 {
-	return r.tenant(tenantID).dispatched.Load()
+	r.mu.Lock()
+	t := r.tenants[tenantID]
+	r.mu.Unlock()
+	if t == nil {
+		return 0
+	}
+	return t.dispatched.Load()
 }
 
 // AwaitDispatched returns once every sink has been handed the tenant's
@@ -160,7 +211,20 @@ func (r *Relay) Head(tenantID string) int64 {
 // answers makes the write visible to every read on this instance: the poll
 // heads, ETags and streams all move in the sinks.
 func (r *Relay) AwaitDispatched(ctx context.Context, tenantID string, seq int64) error {
-	t := r.tenant(tenantID)
+	r.mu.Lock()
+	t := r.tenants[tenantID]
+	r.mu.Unlock()
+	if t == nil {
+		// The write committed seq, so the relay has it to read; a nudge
+		// makes the entry, which is not forgotten while nudged.
+		r.Nudge(tenantID, seq)
+		r.mu.Lock()
+		t = r.tenants[tenantID]
+		r.mu.Unlock()
+		if t == nil {
+			return nil
+		}
+	}
 	for {
 		t.wmu.Lock()
 		if t.dispatched.Load() >= seq {
@@ -184,10 +248,24 @@ func (r *Relay) AwaitDispatched(ctx context.Context, tenantID string, seq int64)
 // tenant is being published. A subscriber that registers inside fn and
 // replays the log up to that seq receives every later event exactly once.
 func (r *Relay) Sync(tenantID string, fn func(dispatched int64)) {
-	t := r.tenant(tenantID)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t := r.lock(tenantID)
+	defer r.unlock(tenantID, t)
 	fn(t.dispatched.Load())
+}
+
+// Tenants returns the number of tenants the relay keeps an entry for.
+func (r *Relay) Tenants() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tenants)
+}
+
+// Keeps reports whether the relay keeps an entry for the tenant.
+func (r *Relay) Keeps(tenantID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.tenants[tenantID]
+	return ok
 }
 
 // Run dispatches until ctx ends.
@@ -249,9 +327,8 @@ func (r *Relay) scan(ctx context.Context) {
 
 // dispatch publishes the tenant's events after its dispatched seq.
 func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
-	t := r.tenant(tenantID)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t := r.lock(tenantID)
+	defer r.unlock(tenantID, t)
 	for {
 		after := t.dispatched.Load()
 		// Loaded before the read: a head committed before it, which the
@@ -264,12 +341,22 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 		if (len(evs) > 0 && evs[0].Seq != after+1) || (len(evs) == 0 && nudged > after) {
 			// A hole (never the common case: a tenant's transactions
 			// commit in seq order).
-			moved, err := r.skipPruned(ctx, tenantID, t, after)
+			moved, noLog, err := r.skipPruned(ctx, tenantID, t, after)
 			if err != nil {
 				return err
 			}
 			if moved {
 				continue // read again from after the hole
+			}
+			if noLog {
+				// The nudge named a tenant without a log: a NOTIFY of
+				// another schema sharing the database. Nothing to keep.
+				r.mu.Lock()
+				if t.nudged.Load() == nudged {
+					t.nudged.Store(0)
+				}
+				r.mu.Unlock()
+				return nil
 			}
 			if len(evs) > 0 {
 				// Not pruned: the missing seqs may still show up.
@@ -290,14 +377,15 @@ func (r *Relay) dispatch(ctx context.Context, tenantID string) error {
 }
 
 // skipPruned moves the tenant's dispatched seq past what the log pruned
-// after it, if anything, and reports whether it did.
-func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, after int64) (bool, error) {
+// after it, if anything, and reports whether it did, and whether the tenant
+// has no log at all.
+func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, after int64) (moved, noLog bool, err error) {
 	h, err := r.log.LogHead(ctx, tenantID)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if h.PrunedThrough <= after {
-		return false, nil
+		return false, h.Seq == 0, nil
 	}
 	r.logger.Warn("relay: events were pruned before they were dispatched; moving past them (streams behind the hole get a reset when they resume)",
 		"tenant", tenantID, "after", after, "through", h.PrunedThrough, "missed", h.PrunedThrough-after)
@@ -307,5 +395,5 @@ func (r *Relay) skipPruned(ctx context.Context, tenantID string, t *tenant, afte
 		}
 	}
 	t.advance(h.PrunedThrough)
-	return true, nil
+	return true, false, nil
 }

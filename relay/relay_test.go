@@ -61,6 +61,12 @@ func runRelay(t *testing.T, log relay.Log, interval time.Duration, sink relay.Si
 	return rl, func() { cancel(); <-done }
 }
 
+func (r *recorder) seqsOf(tenant string) []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.seqs[tenant])
+}
+
 func (r *recorder) traceOf(tenant string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -327,4 +333,138 @@ func TestPrunedHole(t *testing.T) {
 	if strings.Contains(out, "Secretname") {
 		t.Errorf("the log holds patient data:\n%s", out)
 	}
+}
+
+// TestForgetsTenantsWithoutALog: asking the relay about tenants that have
+// no log (10,000 made-up ids: a head, a registration through Sync, from
+// several goroutines) leaves no entry behind, and forgetting is safe: a
+// tenant asked about again and again while its first events commit gets
+// every event dispatched once, in order, and every registration sees
+// exactly the seq the sinks were last handed (never an earlier one, never
+// one they were not handed), so a subscriber registered there misses
+// nothing.
+func TestForgetsTenantsWithoutALog(t *testing.T) {
+	url, _ := testdb.URL(t)
+	var rlp atomic.Pointer[relay.Relay]
+	st, err := store.Open(context.Background(), url, store.Options{OnCommit: func(tenant string, head int64, _ int) {
+		if rl := rlp.Load(); rl != nil {
+			rl.Nudge(tenant, head)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctxOf := func(tenant string) context.Context {
+		return models.NewContextWithActor(context.Background(), models.Actor{Subject: "w", TenantID: tenant, Role: models.RoleAdmin})
+	}
+	if _, err := st.Create(ctxOf("real"), &models.Doctor{Name: "history"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	rl, stop := runRelay(t, st, time.Hour, rec)
+	rlp.Store(rl)
+	defer stop()
+	if n := rl.Tenants(); n != 1 {
+		t.Fatalf("%d tenants after Start, want 1", n)
+	}
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < 10000; i += 8 {
+				id := fmt.Sprintf("made-up-%d", i)
+				if rl.Head(id) != 0 {
+					t.Errorf("%s has a head", id)
+				}
+				rl.Sync(id, func(d int64) {
+					if d != 0 {
+						t.Errorf("%s dispatched %d", id, d)
+					}
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if n := rl.Tenants(); n != 1 {
+		t.Fatalf("%d tenants after 10,000 made-up ones were asked about, want 1", n)
+	}
+
+	// A nudge naming a tenant without a log (a NOTIFY of another schema
+	// sharing the database) costs one look at the log, and is forgotten;
+	// the tenant's first real events are dispatched from 1.
+	rl.Nudge("ghost", 42)
+	for deadline := time.Now().Add(10 * time.Second); rl.Keeps("ghost"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay keeps a tenant without a log after a nudge")
+		}
+	}
+	if _, err := st.Create(ctxOf("ghost"), &models.Doctor{Name: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); rec.len("ghost") < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ghost tenant's first event was not dispatched")
+		}
+	}
+	if got := rec.seqsOf("ghost"); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("ghost: dispatched %v, want [1]", got)
+	}
+
+	// A tenant with no log yet, asked about while its first events commit.
+	const writes = 200
+	done := make(chan struct{})
+	var regs atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := int64(0)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				rl.Sync("fresh", func(d int64) {
+					seqs := rec.seqsOf("fresh")
+					handed := int64(0)
+					if len(seqs) > 0 {
+						handed = seqs[len(seqs)-1]
+					}
+					if d != handed || d < last {
+						t.Errorf("registered at %d after %d; the sinks were handed up to %d", d, last, handed)
+					}
+					last = d
+				})
+				regs.Add(1)
+			}
+		}()
+	}
+	for i := range writes {
+		if _, err := st.Create(ctxOf("fresh"), &models.Patient{Name: fmt.Sprint("P", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.len("fresh") < writes && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+	got := rec.seqsOf("fresh")
+	if len(got) != writes {
+		t.Fatalf("fresh: %d events dispatched, want %d", len(got), writes)
+	}
+	for i, s := range got {
+		if s != int64(i+1) {
+			t.Fatalf("fresh: position %d has seq %d", i, s)
+		}
+	}
+	if rl.Head("fresh") != writes || rl.Tenants() != 3 {
+		t.Fatalf("fresh: head %d, %d tenants; want %d and 3 (a tenant with a log keeps its entry)", rl.Head("fresh"), rl.Tenants(), writes)
+	}
+	t.Logf("%d registrations raced the first %d events", regs.Load(), writes)
 }

@@ -300,7 +300,8 @@ func (s *subscriber) sees(b *batch, i int) bool {
 	case s.scope.BoardOnly:
 		return false
 	case s.scope.PatientID != "":
-		return b.events[i].PatientID == s.scope.PatientID
+		// Their own records and the doctor directory (models.Scope.Reach).
+		return s.scope.Visible(&b.events[i], nil)
 	}
 	return true
 }
@@ -464,7 +465,7 @@ func (b *batch) wanted(s *subscriber) bool {
 	case s.scope.BoardOnly:
 		return b.mask&s.mask&boardBit != 0
 	case s.scope.PatientID != "":
-		if b.mask&s.mask&boardBit != 0 {
+		if b.mask&s.mask&(boardBit|directoryBit) != 0 {
 			return true
 		}
 		if len(b.events) <= patientScan {
@@ -488,6 +489,10 @@ const (
 	otherBit topicMask = 1 << 15 // an entity this build does not know
 	allMask            = ^topicMask(0)
 )
+
+// directoryBit is the doctor directory, which patients see whole
+// (models.Scope.Reach).
+var directoryBit = maskOf(models.EntityDoctor)
 
 func maskOf(entity string) topicMask {
 	if entity == models.EntityBoard {

@@ -275,8 +275,9 @@ func patientOf(e models.Event) string {
 	return d.PatientID
 }
 
-// TestRoleScoping: a patient's stream carries only their own records and
-// the anonymous board, a display's only the board (no names), a foreign
+// TestRoleScoping: a patient's stream carries only their own records, the
+// anonymous board and the doctor directory, a display's only the board (no
+// names), a foreign
 // tenant's nothing, a platform token the tenant it names, ?topics= only
 // its entities, and replay is scoped exactly like live delivery.
 func TestRoleScoping(t *testing.T) {
@@ -352,7 +353,8 @@ func TestRoleScoping(t *testing.T) {
 		c.quiet(300 * time.Millisecond)
 	}
 	board := func(e models.Event) bool { return e.Type == "queue.board" }
-	check("patient", patient, want(func(e models.Event) bool { return board(e) || patientOf(e) == alice }), bob, "Bob", qb)
+	mine := func(e models.Event) bool { return board(e) || e.Entity == models.EntityDoctor || patientOf(e) == alice }
+	check("patient", patient, want(mine), bob, "Bob", qb)
 	check("display", display, want(board), "Alice", "Bob", alice, bob, qa, qb)
 	check("topics=doctors", doctors, want(func(e models.Event) bool { return e.Entity == models.EntityDoctor }))
 	check("patient topics=queue", patientQueue, want(func(e models.Event) bool {
@@ -367,9 +369,9 @@ func TestRoleScoping(t *testing.T) {
 	// hub's memory of this tenant) and from the hub's recent batches
 	// (since=h0: the first streams connected then).
 	again := connect(t, s, s.Token(tenant, models.RolePatient, alice), "since=0")
-	check("patient replay from the log", again, want(func(e models.Event) bool { return board(e) || patientOf(e) == alice }), bob, "Bob")
+	check("patient replay from the log", again, want(mine), bob, "Bob")
 	recent := connect(t, s, s.Token(tenant, models.RolePatient, alice), fmt.Sprintf("since=%d", h0))
-	check("patient replay from memory", recent, want(func(e models.Event) bool { return e.Seq > h0 && (board(e) || patientOf(e) == alice) }), bob, "Bob")
+	check("patient replay from memory", recent, want(func(e models.Event) bool { return e.Seq > h0 && mine(e) }), bob, "Bob")
 	recentDisplay := connect(t, s, s.Token(tenant, models.RoleDisplay, "screen-2"), fmt.Sprintf("since=%d", h0))
 	check("display replay from memory", recentDisplay, want(func(e models.Event) bool { return e.Seq > h0 && board(e) }), "Alice", "Bob")
 	if got := connect(t, s, s.Token("clinic-b", models.RoleAdmin, "b"), "since=0"); true {

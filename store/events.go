@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
@@ -62,34 +64,164 @@ func (s *Store) Heads(ctx context.Context) (map[string]int64, error) {
 	return m, nil
 }
 
-// ReadEvents returns the tenant's events after q.After in seq order,
-// filtered by scope and topics in SQL.
+// ReadEvents returns up to q.Limit of the tenant's events after q.After (and
+// up to q.Until when it is > 0) in seq order, those q.Scope and q.Topics
+// see, as the scope receives them (models.Scope.ForAudience: no actor for
+// display and patient audiences).
+//
+// Its cost is proportional to what the caller sees, whatever the log's
+// size: the read is a union of index range scans (see logRanges), each
+// stopping after q.Limit rows, merged in seq order. At most 8 × q.Limit
+// rows are read from the table (3 × for a patient, 1 × for staff or a
+// display without topics); a patient's range also steps over the index
+// entries of their own events of other topics.
 func (s *Store) ReadEvents(ctx context.Context, q models.EventQuery) ([]models.Event, error) {
-	evs, err := readEvents(s.db.WithContext(ctx), q)
+	evs, err := s.readEvents(s.db.WithContext(ctx), q)
 	return evs, s.wrap(ctx, "read events", err)
 }
 
-func readEvents(tx *gorm.DB, q models.EventQuery) ([]models.Event, error) {
-	db := tx.Where("tenant_id = ? AND seq > ?", q.TenantID, q.After)
+// eventColumns are the events table's columns as eventRow reads them.
+const eventColumns = "tenant_id, seq, type, entity, entity_id, version, at, actor, patient_id, data"
+
+// defaultReadLimit bounds a read whose query names no limit.
+const defaultReadLimit = 1000
+
+// logRange is one index range scan of a tenant's log, read in seq order
+// from where it starts and stopped after the limit: the whole log (the
+// primary key, tenant_id, seq), one entity's events (events_entity:
+// tenant_id, entity, seq), or one patient's events of some entities
+// (events_patient: tenant_id, patient_id, seq, entity — the entity is
+// checked in the index).
+type logRange struct {
+	patient  string   // "": every patient's
+	entities []string // nil: every entity; else one, or a patient's several
+}
+
+// logRanges returns the ranges whose union is what the scope sees of the
+// topics (models.Scope.Reach): the whole log for staff without topics;
+// else one range per entity the scope sees whole, and one of the patient's
+// own events of the entities it sees in part. None: the scope sees nothing
+// of the topics.
+func logRanges(scope models.Scope, topics models.Topics) []logRange {
+	if topics == nil && scope.SeesActors() {
+		return []logRange{{}}
+	}
+	entities := topics.List()
+	if topics == nil {
+		entities = append(append([]string{}, models.Entities...), models.EntityBoard)
+	}
+	var out []logRange
+	var own []string
+	for _, e := range entities {
+		switch scope.Reach(e) {
+		case models.ReachAll:
+			out = append(out, logRange{entities: []string{e}})
+		case models.ReachOwn:
+			own = append(own, e)
+		}
+	}
+	if len(own) > 0 {
+		out = append(out, logRange{patient: scope.PatientID, entities: own})
+	}
+	return out
+}
+
+// from appends the range's FROM and WHERE clauses on (after, until] to b,
+// and their arguments to args. On SQLite the range names its index: without
+// statistics (ANALYZE), SQLite may prefer the primary key's two-sided range
+// on seq, which walks every entity's events.
+func (r logRange) from(dialect string, b *strings.Builder, args []any, q models.EventQuery) []any {
+	b.WriteString("FROM events ")
+	if dialect == SQLite {
+		switch {
+		case r.patient != "":
+			b.WriteString("INDEXED BY events_patient ")
+		case r.entities != nil:
+			b.WriteString("INDEXED BY events_entity ")
+		}
+	}
+	b.WriteString("WHERE tenant_id = ?")
+	args = append(args, q.TenantID)
+	if r.patient != "" {
+		b.WriteString(" AND patient_id = ?")
+		args = append(args, r.patient)
+	}
+	switch len(r.entities) {
+	case 0:
+	case 1:
+		b.WriteString(" AND entity = ?")
+		args = append(args, r.entities[0])
+	default:
+		b.WriteString(" AND entity IN ?")
+		args = append(args, r.entities)
+	}
+	b.WriteString(" AND seq > ?")
+	args = append(args, q.After)
 	if q.Until > 0 {
-		db = db.Where("seq <= ?", q.Until)
+		b.WriteString(" AND seq <= ?")
+		args = append(args, q.Until)
 	}
-	switch {
-	case q.Scope.BoardOnly:
-		db = db.Where("entity = ?", models.EntityBoard)
-	case q.Scope.PatientID != "":
-		db = db.Where("(patient_id = ? OR entity = ?)", q.Scope.PatientID, models.EntityBoard)
+	return args
+}
+
+// eventRead returns the SQL of a log read and its arguments: the ranges of
+// the query merged by a UNION ALL ordered by seq and limited (the ranges are
+// disjoint: an event has one entity and one patient). ok is false when the
+// caller sees nothing of the topics.
+//
+// Each range stops after the limit. On Postgres each range is a subquery
+// with its own ORDER BY seq LIMIT, planned as index scans under a Merge
+// Append. On SQLite the ranges are the compound's arms, each pinned to its
+// index (INDEXED BY), so each arm yields rows in seq order without sorting
+// and the merge (a co-routine per arm) pulls only the rows it outputs;
+// SQLite would sort each limited subquery's rows before merging them.
+func eventRead(dialect string, q models.EventQuery) (query string, args []any, ok bool) {
+	ranges := logRanges(q.Scope, q.Topics)
+	if len(ranges) == 0 {
+		return "", nil, false
 	}
-	if q.Topics != nil {
-		db = db.Where("entity IN ?", q.Topics.List())
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultReadLimit
+	}
+	var b strings.Builder
+	if len(ranges) == 1 || dialect == SQLite {
+		for i, r := range ranges {
+			if i > 0 {
+				b.WriteString(" UNION ALL ")
+			}
+			b.WriteString("SELECT " + eventColumns + " ")
+			args = r.from(dialect, &b, args, q)
+		}
+		b.WriteString(" ORDER BY seq LIMIT ?")
+		return b.String(), append(args, limit), true
+	}
+	for i, r := range ranges {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT " + eventColumns + " FROM (SELECT " + eventColumns + " ")
+		args = r.from(dialect, &b, args, q)
+		b.WriteString(" ORDER BY seq LIMIT ?) AS r")
+		b.WriteString(strconv.Itoa(i))
+		args = append(args, limit)
+	}
+	b.WriteString(" ORDER BY seq LIMIT ?")
+	return b.String(), append(args, limit), true
+}
+
+func (s *Store) readEvents(tx *gorm.DB, q models.EventQuery) ([]models.Event, error) {
+	query, args, ok := eventRead(s.dialect, q)
+	if !ok {
+		return []models.Event{}, nil
 	}
 	var rows []eventRow
-	if err := db.Order("seq").Limit(q.Limit).Find(&rows).Error; err != nil {
+	if err := tx.Raw(query, args...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	out := make([]models.Event, len(rows))
 	for i := range rows {
-		out[i] = rows[i].event()
+		out[i] = q.Scope.ForAudience(rows[i].event())
 	}
 	return out, nil
 }
@@ -111,7 +243,7 @@ func (s *Store) PollEvents(ctx context.Context, q models.EventQuery) (*models.Ev
 		q.Until = h.Seq
 		lim := q.Limit
 		q.Limit = lim + 1
-		evs, err := readEvents(tx, q)
+		evs, err := s.readEvents(tx, q)
 		if err != nil {
 			return err
 		}

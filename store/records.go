@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
@@ -27,13 +29,16 @@ func access(ctx context.Context, entity string, write bool) (models.Actor, error
 	return a, models.Errorf(models.EFORBIDDEN, "a %s token cannot %s %s", a.Role, map[bool]string{true: "change", false: "read"}[write], entity)
 }
 
-// visible reports whether a patient-scoped actor may see rec.
+// visible reports whether the actor's scope reaches rec (models.Scope.Reach):
+// a patient reads the doctor directory and their own records.
 func visible(a models.Actor, rec models.Record) bool {
-	if a.Role != models.RolePatient {
+	switch a.Scope().Reach(rec.Entity()) {
+	case models.ReachAll:
 		return true
+	case models.ReachOwn:
+		return rec.Patient() == a.Subject
 	}
-	// Patients see the doctor directory and their own records.
-	return rec.Entity() == models.EntityDoctor || rec.Patient() == a.Subject
+	return false
 }
 
 // Create validates rec, applies its entity's creation rules and saves it with
@@ -245,16 +250,36 @@ func (s *Store) List(ctx context.Context, entity string, q models.ListQuery) (*m
 
 // delta fills page with the records of the entity changed after q.Since,
 // live ones in Items and deleted ids in Deleted.
+//
+// It reads the entity's events the caller sees in (q.Since, cursor] as one
+// index range (events_entity, or events_patient for a patient's own
+// records), at most s.maxDelta of them: a longer delta answers EGONE, so
+// the client refetches the snapshot a page at a time instead.
 func (s *Store) delta(tx *gorm.DB, a models.Actor, entity string, q models.ListQuery, page *models.Page) error {
-	ev := tx.Model(&eventRow{}).Where("tenant_id = ? AND entity = ? AND seq > ? AND seq <= ?", a.TenantID, entity, q.Since, page.Cursor)
-	if a.Role == models.RolePatient && entity != models.EntityDoctor {
-		ev = ev.Where("patient_id = ?", a.Subject)
+	page.Deleted = []string{}
+	query, args, ok := deltaRead(s.dialect, a, entity, q.Since, page.Cursor, s.maxDelta+1)
+	if !ok {
+		return nil
 	}
-	var ids []string
-	if err := ev.Distinct("entity_id").Pluck("entity_id", &ids).Error; err != nil {
+	var changed []string
+	if err := tx.Raw(query, args...).Scan(&changed).Error; err != nil {
 		return fmt.Errorf("delta %s: %w", entity, err)
 	}
-	page.Deleted = []string{}
+	if len(changed) > s.maxDelta {
+		head := page.Cursor
+		e := models.Errorf(models.EGONE, "more than %d changes of %s after cursor %d; refetch the snapshot", s.maxDelta, entity, q.Since)
+		e.Cursor = &head
+		return e
+	}
+	seen := make(map[string]bool, len(changed))
+	ids := make([]string, 0, len(changed))
+	for _, id := range changed {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), 500)]
 		ids = ids[len(chunk):]
@@ -273,16 +298,35 @@ func (s *Store) delta(tx *gorm.DB, a models.Actor, entity string, q models.ListQ
 	return s.positionRecords(tx, a.TenantID, page.Items)
 }
 
+// deltaRead returns the SQL of a delta's read of the log: the ids of the
+// entity's events in (since, until] the actor sees, in seq order, at most
+// limit. ok is false when the actor sees none of the entity.
+func deltaRead(dialect string, a models.Actor, entity string, since, until int64, limit int) (query string, args []any, ok bool) {
+	r := logRange{entities: []string{entity}}
+	switch a.Scope().Reach(entity) {
+	case models.ReachNone:
+		return "", nil, false
+	case models.ReachOwn:
+		r.patient = a.Subject
+	}
+	var b strings.Builder
+	b.WriteString("SELECT entity_id ")
+	args = r.from(dialect, &b, nil, models.EventQuery{TenantID: a.TenantID, After: since, Until: until})
+	b.WriteString(" ORDER BY seq LIMIT ?")
+	return b.String(), append(args, limit), true
+}
+
 // filter scopes a query on the entity's table to the tenant, the caller's
-// patient and the list filters.
+// reach (models.Scope.Reach) and the list filters.
 func (s *Store) filter(tx *gorm.DB, a models.Actor, entity string, q models.ListQuery) *gorm.DB {
 	db := tx.Table(tableOf(entity)).Where("tenant_id = ?", a.TenantID)
-	if a.Role == models.RolePatient {
-		switch entity {
-		case models.EntityDoctor:
-		case models.EntityPatient:
+	switch a.Scope().Reach(entity) {
+	case models.ReachNone:
+		db = db.Where("1 = 0")
+	case models.ReachOwn:
+		if entity == models.EntityPatient {
 			db = db.Where("id = ?", a.Subject)
-		default:
+		} else {
 			db = db.Where("patient_id = ?", a.Subject)
 		}
 	}

@@ -48,7 +48,15 @@ type Options struct {
 	OnCommit func(tenantID string, head int64, events int)
 	// Logger receives GORM's slow-query and error logs; silent when nil.
 	Logger logger.Interface
+	// MaxDeltaEvents bounds the change-log rows one list delta (?since=)
+	// examines; a delta with more changes answers EGONE (410: refetch the
+	// snapshot). DefaultMaxDeltaEvents when 0.
+	MaxDeltaEvents int
 }
+
+// DefaultMaxDeltaEvents is the default Options.MaxDeltaEvents: a clinic's
+// busiest day of one resource, far more than a list page (1,000).
+const DefaultMaxDeltaEvents = 10000
 
 // Store is the GORM-backed implementation of the clinic's data and change log.
 type Store struct {
@@ -58,6 +66,8 @@ type Store struct {
 	now     func() time.Time
 	loc     *time.Location
 	commit  func(string, int64, int)
+	// maxDelta bounds the log rows one delta examines.
+	maxDelta int
 }
 
 // Open connects to the database named by url (postgres://…, sqlite:PATH or
@@ -98,7 +108,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(32)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: opts.Now, loc: opts.Location, commit: opts.OnCommit}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: opts.Now, loc: opts.Location, commit: opts.OnCommit, maxDelta: opts.MaxDeltaEvents}
+	if s.maxDelta <= 0 {
+		s.maxDelta = DefaultMaxDeltaEvents
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

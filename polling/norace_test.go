@@ -1,0 +1,5 @@
+//go:build !race
+
+package polling_test
+
+const raceEnabled = false
