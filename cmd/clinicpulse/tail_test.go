@@ -120,7 +120,9 @@ func maxInvoiceBody(t *testing.T, patientID string) string {
 	t.Helper()
 	const fields = 16
 	head := `{"patient_id":"` + patientID + `","currency":"EUR","lines":[`
-	line := func(desc int) string { return `{"description":"` + strings.Repeat("<", desc) + `","quantity":1,"unit_price":1}` }
+	line := func(desc int) string {
+		return `{"description":"` + strings.Repeat("<", desc) + `","quantity":1,"unit_price":1}`
+	}
 	overhead := len(head) + fields*len(line(0)) + (fields - 1) + len("]}")
 	free := api.MaxBody - overhead
 	var b strings.Builder
