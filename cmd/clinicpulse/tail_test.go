@@ -282,3 +282,60 @@ func TestFollowFrameTooLarge(t *testing.T) {
 	}
 	t.Logf("Follow: %v", err)
 }
+
+// roundTrip is an http.RoundTripper made of a function.
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// FuzzFollow feeds Follow any stream body: it never panics or hands on an
+// event whose data is not JSON, and it resumes only from an id the body
+// really sent, in a frame that ended (a blank line after it).
+func FuzzFollow(f *testing.F) {
+	f.Add("retry: 10\n\nid: 7\n\n" + frame(8, "eight"))
+	f.Add("id: 7\n\nid: 8\nevent: patients.created\ndata: {}")
+	f.Add("id: 7\r\n\r\nid: 9\r\n")
+	f.Add("id: 7\r\rdata: x\r\r: c\n\nid: 1\n")
+	f.Add(frame(3, "three")[:30])
+	f.Fuzz(func(t *testing.T, body string) {
+		var lastID *string
+		calls := 0
+		client := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+			calls++
+			if calls == 1 {
+				return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}},
+					Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+			}
+			id := r.Header.Get("Last-Event-ID")
+			lastID = &id
+			return &http.Response{StatusCode: 404, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+		})}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := sse.Follow(ctx, sse.ClientConfig{URL: "http://stream.invalid/", HTTPClient: client, MaxFrame: 1 << 10,
+			MinBackoff: time.Microsecond, MaxBackoff: time.Microsecond}, func(m sse.Message) error {
+			if !json.Valid(m.Data) {
+				t.Fatalf("handed on %q", m.Data)
+			}
+			return nil
+		})
+		var se *sse.StatusError
+		var tl *sse.FrameTooLargeError
+		if !errors.As(err, &se) && !errors.As(err, &tl) {
+			t.Fatalf("Follow returned %v", err)
+		}
+		if lastID != nil && *lastID != "" {
+			ok := false
+			for _, sep := range []string{"\n", "\r"} {
+				for _, sp := range []string{"", " "} {
+					if i := strings.Index(body, "id:"+sp+*lastID+sep); i >= 0 && strings.ContainsAny(body[i:], "\n\r") {
+						ok = true
+					}
+				}
+			}
+			if !ok {
+				t.Fatalf("resumed from %q, not an id the body sent", *lastID)
+			}
+		}
+	})
+}
