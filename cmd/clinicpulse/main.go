@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -79,25 +80,29 @@ func run(ctx context.Context, sc serverConfig, ready func(net.Addr)) error {
 	if err != nil {
 		return err
 	}
+	// fail stops what has started (the database, the relay) and returns err.
+	fail := func(err error) error {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, a.Shutdown(sctx, nil))
+	}
 	tcp, err := net.Listen("tcp", sc.Addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", sc.Addr, err)
+		return fail(fmt.Errorf("listen %s: %w", sc.Addr, err))
 	}
 	ln := limitListen(tcp, sc.MaxConnections, cfg.Logger)
+	defer ln.Close()
 	if sc.DebugAddr != "" {
 		if _, err := serveDebug(ctx, sc.DebugAddr, cfg.Logger); err != nil {
-			ln.Close()
-			return err
+			return fail(err)
 		}
 	}
 	if err := a.Start(ctx); err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
 	if cfg.Dev {
 		if err := printDemo(ctx, a, ln.Addr()); err != nil {
-			ln.Close()
-			return err
+			return fail(err)
 		}
 	}
 	srv := newHTTPServer(sc, a.Echo, cfg.Logger)
@@ -110,7 +115,7 @@ func run(ctx context.Context, sc serverConfig, ready func(net.Addr)) error {
 	}
 	select {
 	case err := <-errc:
-		return err
+		return fail(fmt.Errorf("serve: %w", err))
 	case <-ctx.Done():
 	}
 	cfg.Logger.Info("shutting down")

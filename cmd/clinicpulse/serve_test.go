@@ -248,3 +248,23 @@ func waitLine(t *testing.T, name string, ch <-chan string, d time.Duration, matc
 		}
 	}
 }
+
+// TestRunListenError: a port in use stops run with an error naming it,
+// after closing what it opened.
+func TestRunListenError(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dbURL, _ := testdb.URL(t)
+	sc, err := loadConfig(envOf(map[string]string{"ADDR": busy.Addr().String(), "DATABASE_URL": dbURL, "JWT_SECRET": testSecret}), openFileLimit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.App.Logger = slog.New(slog.DiscardHandler)
+	err = run(context.Background(), sc, func(net.Addr) { t.Error("ready called") })
+	if err == nil || !strings.Contains(err.Error(), "listen "+busy.Addr().String()) {
+		t.Fatalf("run: %v", err)
+	}
+}
