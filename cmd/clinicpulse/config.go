@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/internal/app"
+	"github.com/clinicpulse/clinicpulse/polling"
 )
 
 // Fixed HTTP server timeouts (RFC 9112 leaves them to the server).
@@ -27,7 +28,11 @@ const (
 
 // Defaults of the connection limits.
 const (
-	defaultReadTimeout = 30 * time.Second
+	defaultReadTimeout  = 30 * time.Second
+	defaultWriteTimeout = 90 * time.Second
+	// writeMargin is what REQUEST_WRITE_TIMEOUT must leave a long-poll to
+	// answer after its longest wait.
+	writeMargin = 5 * time.Second
 	// fdReserve is how many file descriptors MAX_CONNECTIONS leaves to
 	// everything else the process opens: the database pool (up to 32
 	// Postgres connections, or SQLite's database, WAL and shared-memory
@@ -53,6 +58,10 @@ type serverConfig struct {
 	// ReadTimeout bounds reading a request, headers and body
 	// (REQUEST_READ_TIMEOUT); see newHTTPServer.
 	ReadTimeout time.Duration
+	// WriteTimeout bounds a response, from the end of its request's
+	// headers to its last byte (REQUEST_WRITE_TIMEOUT); a stream lifts it
+	// with its first write. See newHTTPServer.
+	WriteTimeout time.Duration
 	// MaxConnections caps the connections open at once (MAX_CONNECTIONS);
 	// further clients wait in the kernel's accept queue until one closes.
 	MaxConnections int
@@ -76,6 +85,13 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 	cfg.StreamMaxDuration = e.duration("STREAM_MAX_DURATION", 0, 0)
 	cfg.EventRetention = e.duration("EVENT_RETENTION", 168*time.Hour, time.Second)
 	sc.ReadTimeout = e.duration("REQUEST_READ_TIMEOUT", defaultReadTimeout, time.Millisecond)
+	// A long-poll holds its response for up to its wait: the write
+	// deadline must leave it that and a margin.
+	maxWait := cfg.Polling.MaxWait
+	if maxWait <= 0 {
+		maxWait = polling.DefaultConfig().MaxWait
+	}
+	sc.WriteTimeout = e.duration("REQUEST_WRITE_TIMEOUT", defaultWriteTimeout, maxWait+writeMargin)
 	if tz := getenv("CLINIC_TIMEZONE"); tz != "" {
 		loc, err := time.LoadLocation(tz)
 		if err != nil {

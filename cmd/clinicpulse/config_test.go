@@ -16,7 +16,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Addr != ":8080" || sc.ReadTimeout != 30*time.Second || sc.MaxConnections != 20000-fdReserve ||
+	if sc.Addr != ":8080" || sc.ReadTimeout != 30*time.Second || sc.WriteTimeout != 90*time.Second || sc.MaxConnections != 20000-fdReserve ||
 		sc.App.Heartbeat != 15*time.Second || sc.App.StreamMaxDuration != 0 || sc.App.EventRetention != 168*time.Hour ||
 		sc.TLS != nil || sc.App.Dev || sc.App.Logger == nil {
 		t.Fatalf("defaults: %+v", sc)
@@ -48,6 +48,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"EVENT_RETENTION", "a week", 0, `EVENT_RETENTION="a week": not a duration`},
 		{"REQUEST_READ_TIMEOUT", "0", 0, `REQUEST_READ_TIMEOUT="0": must be at least 1ms`},
 		{"REQUEST_READ_TIMEOUT", "30", 0, `REQUEST_READ_TIMEOUT="30": not a duration`},
+		{"REQUEST_WRITE_TIMEOUT", "30s", 0, `REQUEST_WRITE_TIMEOUT="30s": must be at least 1m0s`},
 		{"MAX_CONNECTIONS", "many", 0, `MAX_CONNECTIONS="many": not an integer`},
 		{"MAX_CONNECTIONS", "0", 0, `MAX_CONNECTIONS="0": must be at least 1`},
 		{"MAX_CONNECTIONS", "1000", 1024, `MAX_CONNECTIONS="1000": must be at most the open-file limit (1024) minus 128`},
@@ -86,7 +87,7 @@ func FuzzLoadConfig(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		for _, name := range []string{"HEARTBEAT", "REQUEST_READ_TIMEOUT", "STREAM_MAX_DURATION", "MAX_CONNECTIONS", "DEV"} {
+		for _, name := range []string{"HEARTBEAT", "REQUEST_READ_TIMEOUT", "REQUEST_WRITE_TIMEOUT", "STREAM_MAX_DURATION", "MAX_CONNECTIONS", "DEV"} {
 			env := baseEnv()
 			env[name] = v
 			sc, err := loadConfig(envOf(env), 4096)
@@ -96,7 +97,7 @@ func FuzzLoadConfig(f *testing.F) {
 				}
 				continue
 			}
-			if sc.MaxConnections < 1 || sc.MaxConnections > 4096-fdReserve || sc.ReadTimeout <= 0 || sc.App.Heartbeat <= 0 || sc.App.StreamMaxDuration < 0 {
+			if sc.MaxConnections < 1 || sc.MaxConnections > 4096-fdReserve || sc.ReadTimeout <= 0 || sc.WriteTimeout < time.Minute || sc.App.Heartbeat <= 0 || sc.App.StreamMaxDuration < 0 {
 				t.Fatalf("%s=%q accepted out of range: %+v", name, v, sc)
 			}
 		}

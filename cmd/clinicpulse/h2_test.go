@@ -77,14 +77,17 @@ func curlStream(t *testing.T, ctx context.Context, base, tok string) <-chan stri
 // heartbeat comes after the deadline set by the stream's first write: the
 // HTTP/2 stream was reset at 10 s. With HEARTBEAT 1 s the heartbeats come
 // well inside it; that stream is held over two heartbeats and the write
-// timeout too. Each then receives an event.
+// timeout too. Each then receives an event. The server's write timeout
+// (REQUEST_WRITE_TIMEOUT, 3 s here) is lifted by each stream's first write.
 func TestHTTP2StreamIdle(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t, t.TempDir())
 	hold := sse.DefaultWriteTimeout + 1500*time.Millisecond
 	for _, hb := range []string{"11s", "1s"} {
 		t.Run("HEARTBEAT="+hb, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile, "HEARTBEAT": hb})
+			// A short server write timeout too: the streams must lift it.
+			s := startServerWith(t, map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile, "HEARTBEAT": hb},
+				func(sc *serverConfig) { sc.WriteTimeout, sc.App.Polling.MaxWait = 3*time.Second, time.Second })
 			tok := s.token(t, "h2")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -238,4 +239,67 @@ func TestLimitListenerClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept waiting for a slot did not end with Close")
 	}
+}
+
+// TestSlowReaderCut: a client that does not read its response holds its
+// connection only until REQUEST_WRITE_TIMEOUT passes, while a stream (which
+// writes only now and then) and a long-poll outlive it.
+func TestSlowReaderCut(t *testing.T) {
+	const writeTimeout = 3 * time.Second
+	s := startServerWith(t, nil, func(sc *serverConfig) {
+		sc.WriteTimeout = writeTimeout
+		sc.App.Polling.MaxWait = time.Second // loadConfig would refuse a write timeout under the wait
+	})
+	tok := s.token(t, "slow-reader")
+	client := &http.Client{Timeout: 30 * time.Second}
+	// A list of 12 MiB of JSON, more than the kernel buffers on loopback
+	// (net.ipv4.tcp_wmem: 4 MiB at most): 32 doctors of 64 KiB of "<",
+	// which JSON writes as six bytes each.
+	const doctors = 32
+	for i := range doctors {
+		if st, body := s.post(t, client, tok, "/api/v1/doctors", fmt.Sprintf(`{"name":"Dr %d","specialty":"%s"}`, i, strings.Repeat("<", 64<<10))); st != http.StatusCreated {
+			t.Fatalf("POST: %d %.200s", st, body)
+		}
+	}
+	const full = doctors * 6 * 64 << 10
+
+	// A stream idle past the write timeout still receives events.
+	sreq, _ := http.NewRequest(http.MethodGet, s.base+"/api/v1/stream", nil)
+	sreq.Header.Set("Authorization", "Bearer "+tok)
+	sres, err := (&http.Client{}).Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sres.Body.Close()
+	stream := lines(sres.Body)
+	waitLine(t, "stream", stream, 10*time.Second, func(l string) bool { return strings.HasPrefix(l, "retry:") })
+
+	// The reader: a receive buffer of 4 KiB, set before it connects, so that
+	// the kernel cannot take the response for it.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	c, err := d.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /api/v1/doctors?limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok)
+	time.Sleep(2 * writeTimeout) // not reading, past the deadline
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	got, err := io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection was not closed (read %d bytes)", len(got))
+	}
+	t.Logf("the slow reader got %d bytes of a body over %d bytes, then %v", len(got), full, err)
+	if len(got) >= full {
+		t.Fatalf("the slow reader got the whole response (%d bytes): no write deadline", len(got))
+	}
+
+	if st, body := s.post(t, client, tok, "/api/v1/doctors", `{"name":"Dr After"}`); st != http.StatusCreated {
+		t.Fatalf("POST: %d %s", st, body)
+	}
+	waitLine(t, "stream", stream, 10*time.Second, func(l string) bool { return strings.Contains(l, "Dr After") })
 }

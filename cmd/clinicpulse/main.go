@@ -109,7 +109,8 @@ func run(ctx context.Context, sc serverConfig, ready func(net.Addr)) error {
 	errc := make(chan error, 1)
 	go func() { errc <- serveHTTP(srv, ln, sc.TLS) }()
 	cfg.Logger.Info("listening", "addr", ln.Addr().String(), "database", dialectOf(cfg.DatabaseURL), "tls", sc.TLS != nil,
-		"max_connections", sc.MaxConnections, "request_read_timeout", sc.ReadTimeout.String())
+		"max_connections", sc.MaxConnections, "request_read_timeout", sc.ReadTimeout.String(),
+		"request_write_timeout", sc.WriteTimeout.String())
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -126,18 +127,24 @@ func run(ctx context.Context, sc serverConfig, ready func(net.Addr)) error {
 
 // newHTTPServer returns the HTTP server for h: every phase of a request
 // that waits on the client has a deadline — the TLS handshake and the
-// headers (readHeaderTimeout), the body (sc.ReadTimeout), the next request
-// on a kept-alive connection (idleTimeout). net/http lifts the read
-// deadline once the body has been read (connReader.startBackgroundRead;
-// TestReadTimeoutSparesLongPollsAndStreams holds it to that), so long-polls
-// and streams are not cut; on HTTP/2 ReadTimeout bounds request bodies
-// only. No WriteTimeout: it would cut every stream and long-poll; streams
-// set a deadline around each write through http.ResponseController instead.
+// headers (readHeaderTimeout), the body (sc.ReadTimeout), the response
+// (sc.WriteTimeout), the next request on a kept-alive connection
+// (idleTimeout).
+//
+// net/http lifts the read deadline once the body has been read
+// (connReader.startBackgroundRead; TestReadTimeoutSparesLongPollsAndStreams
+// holds it to that), so long-polls and streams are not cut by it; on
+// HTTP/2 ReadTimeout bounds request bodies only. WriteTimeout is longer
+// than a long-poll's longest wait (loadConfig checks it). A stream lifts
+// it with its first write: the stream sets a deadline of its own around
+// each write and clears it after (sse's flush; HTTP/2 would reset a stream
+// whose deadline passes even while it idles), which replaces the server's.
 func newHTTPServer(sc serverConfig, h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       sc.ReadTimeout,
+		WriteTimeout:      sc.WriteTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

@@ -118,6 +118,14 @@ type testServer struct {
 // secret, DEV=0. It stops when the test ends; run must then return nil.
 func startServer(t *testing.T, env map[string]string) *testServer {
 	t.Helper()
+	return startServerWith(t, env, nil)
+}
+
+// startServerWith is startServer with tweak applied to the configuration
+// loadConfig made (for values it would refuse, such as a write timeout
+// shorter than the long-poll's wait).
+func startServerWith(t *testing.T, env map[string]string, tweak func(*serverConfig)) *testServer {
+	t.Helper()
 	dbURL, _ := testdb.URL(t)
 	full := map[string]string{"ADDR": "127.0.0.1:0", "DATABASE_URL": dbURL, "JWT_SECRET": testSecret, "DEV": "0"}
 	for k, v := range env {
@@ -126,6 +134,9 @@ func startServer(t *testing.T, env map[string]string) *testServer {
 	sc, err := loadConfig(envOf(full), openFileLimit())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(&sc)
 	}
 	logs := &syncBuffer{}
 	sc.App.Logger = slog.New(slog.NewJSONHandler(logs, nil))
