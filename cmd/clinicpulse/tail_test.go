@@ -339,3 +339,30 @@ func FuzzFollow(f *testing.F) {
 		}
 	})
 }
+
+// TestTailNoSinceKeepsEveryEvent is issue 11's item 2 as tail sees it:
+// without --since, and before it has printed any event, tail resumes
+// after a stream's time limit from the position the stream gave it (its
+// first frame, an id: line alone), so an event committed while it waits to
+// reconnect is printed. It needs the server to send that id: line (the
+// stream change of the same item); TestTailCursor checks tail's side
+// against a scripted server.
+func TestTailNoSinceKeepsEveryEvent(t *testing.T) {
+	s := startServer(t, map[string]string{"STREAM_MAX_DURATION": "1s"})
+	tok := s.token(t, "tail-nosince")
+	out, stderr, _ := startTail(t, "--url", s.base, "--token", tok)
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), "stream ended by the server; resuming") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first stream did not end: %s", stderr)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// tail now waits the stream's retry: delay (1 s or more) to reconnect.
+	seq, _ := s.createSeq(t, tok, "/api/v1/doctors", `{"name":"Dr Between","room":"1"}`)
+	line := waitLine(t, "tail (does the stream start with an id: line? issue 11 item 2)", out, 15*time.Second, func(string) bool { return true })
+	var e envelope
+	if err := json.Unmarshal([]byte(line), &e); err != nil || e.Seq != seq {
+		t.Fatalf("printed %.200q, want seq %d", line, seq)
+	}
+}
