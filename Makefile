@@ -38,6 +38,9 @@ bench-load: build ## the server in its own process under loopback load; prints o
 	@$(LOADGEN) -subscribers 1000 -rate 50 -duration 10s -pollers 1000
 	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -peer r3labs
 	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -baseline
+	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -proto h1-tls
+	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -proto h2
+	@$(LOADGEN) -header=false -subscribers 1000 -rate 50 -duration 10s -pollers 0 -proto h2-mux
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0 -peer r3labs
 	@$(LOADGEN) -header=false -subscribers 5000 -rate 4 -duration 10s -pollers 0 -baseline

@@ -817,6 +817,25 @@ func (st *stream) flush() error {
 		st.failed = true
 		return err
 	}
+	return st.clearDeadline()
+}
+
+// clearDeadline lifts the write deadline once nothing is pending: HTTP/2
+// resets a stream whose deadline passes even when it has no write in
+// progress (net/http's http2 stream.onWriteTimeout: RST_STREAM
+// INTERNAL_ERROR), so an idle stream keeps none between writes. Like
+// setDeadline it fails if the hub dropped the subscriber meanwhile: the
+// hub marks it dead before it pulls the deadline into the past, so a kill
+// this clears is seen here.
+func (st *stream) clearDeadline() error {
+	st.deadline = time.Time{}
+	if err := st.out.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		st.failed = true
+		return err
+	}
+	if st.sub != nil && st.sub.dead.Load() {
+		return errGone
+	}
 	return nil
 }
 
@@ -829,7 +848,7 @@ func (st *stream) finish() {
 		// Hijacked: the body ends with the connection. A stream the hub
 		// dropped, or whose write failed, ends with a reset rather than a
 		// clean close, so the client can tell the two apart.
-		if tcp, ok := st.conn.(*net.TCPConn); ok && (st.failed || st.sub != nil && st.sub.dead.Load()) {
+		if tcp, ok := st.conn.(interface{ SetLinger(sec int) error }); ok && (st.failed || st.sub != nil && st.sub.dead.Load()) {
 			_ = tcp.SetLinger(0)
 		}
 		_ = st.conn.Close()

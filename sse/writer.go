@@ -106,7 +106,7 @@ func (sk *socket) close(failed bool) {
 	}
 	if failed {
 		sk.failed.Store(true)
-		if tcp, ok := sk.conn.(*net.TCPConn); ok {
+		if tcp, ok := sk.conn.(interface{ SetLinger(sec int) error }); ok { // a *net.TCPConn, or the listener's wrapper of one
 			_ = tcp.SetLinger(0)
 		}
 	}

@@ -39,65 +39,6 @@ func main() {
 	}
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(name, def string) (time.Duration, error) {
-	d, err := time.ParseDuration(env(name, def))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
-}
-
-func config() (app.Config, string, error) {
-	var cfg app.Config
-	var err error
-	cfg.Dev = env("DEV", "0") == "1"
-	cfg.DatabaseURL = env("DATABASE_URL", "sqlite:./data/clinicpulse.db")
-	cfg.JWTIssuer, cfg.JWTAudience = os.Getenv("JWT_ISSUER"), os.Getenv("JWT_AUDIENCE")
-	cfg.CORSOrigins = app.ParseOrigins(os.Getenv("CORS_ORIGINS"))
-	if cfg.Heartbeat, err = envDuration("HEARTBEAT", "15s"); err != nil {
-		return cfg, "", err
-	}
-	if cfg.StreamMaxDuration, err = envDuration("STREAM_MAX_DURATION", "0s"); err != nil {
-		return cfg, "", err
-	}
-	if cfg.EventRetention, err = envDuration("EVENT_RETENTION", "168h"); err != nil {
-		return cfg, "", err
-	}
-	if tz := os.Getenv("CLINIC_TIMEZONE"); tz != "" {
-		if cfg.Location, err = time.LoadLocation(tz); err != nil {
-			return cfg, "", fmt.Errorf("CLINIC_TIMEZONE: %w", err)
-		}
-	} else {
-		cfg.Location = time.Local
-	}
-	secret := os.Getenv("JWT_SECRET")
-	switch {
-	case secret == "" && !cfg.Dev:
-		return cfg, "", errors.New("JWT_SECRET is required (or DEV=1 for a random development secret)")
-	case secret == "":
-		if secret, err = devSecret(devSecretFile); err != nil {
-			return cfg, "", err
-		}
-		fmt.Fprintf(os.Stderr, "DEV: JWT_SECRET from %s (demo links survive restarts)\n", devSecretFile)
-	case len(secret) < 32:
-		return cfg, "", errors.New("JWT_SECRET must be at least 32 bytes")
-	}
-	cfg.JWTSecret = []byte(secret)
-	if cfg.Dev {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	} else {
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	}
-	return cfg, env("ADDR", ":8080"), nil
-}
-
 // devSecretFile keeps DEV=1's random JWT secret, so that demo links keep
 // working across restarts.
 const devSecretFile = "data/dev-jwt-secret"
@@ -118,54 +59,95 @@ func devSecret(path string) (string, error) {
 	return secret, nil
 }
 
+// serve reads the configuration from the environment and serves until
+// SIGINT or SIGTERM.
 func serve() error {
-	cfg, addr, err := config()
-	if err != nil {
-		return err
-	}
-	tlsCfg, err := tlsConfig(os.Getenv)
+	sc, err := loadConfig(os.Getenv, openFileLimit())
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return run(ctx, sc, nil)
+}
+
+// run serves sc until ctx ends, then shuts down in order (see
+// app.Shutdown). ready, if not nil, is called with the listening address
+// once the server accepts connections.
+func run(ctx context.Context, sc serverConfig, ready func(net.Addr)) error {
+	cfg := sc.App
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+	// fail stops what has started (the database, the relay) and returns err.
+	fail := func(err error) error {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, a.Shutdown(sctx, nil))
 	}
-	if d := os.Getenv("DEBUG_ADDR"); d != "" {
-		if _, err := serveDebug(ctx, d, cfg.Logger); err != nil {
-			return err
+	tcp, err := net.Listen("tcp", sc.Addr)
+	if err != nil {
+		return fail(fmt.Errorf("listen %s: %w", sc.Addr, err))
+	}
+	ln := limitListen(tcp, sc.MaxConnections, cfg.Logger)
+	defer ln.Close()
+	if sc.DebugAddr != "" {
+		if _, err := serveDebug(ctx, sc.DebugAddr, cfg.Logger); err != nil {
+			return fail(err)
 		}
 	}
 	if err := a.Start(ctx); err != nil {
-		return err
+		return fail(err)
 	}
 	if cfg.Dev {
 		if err := printDemo(ctx, a, ln.Addr()); err != nil {
-			return err
+			return fail(err)
 		}
 	}
-	// No WriteTimeout: it would cut every stream; streams set per-write
-	// deadlines through http.ResponseController instead.
-	srv := &http.Server{Handler: a.Echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	srv := newHTTPServer(sc, a.Echo, cfg.Logger)
 	errc := make(chan error, 1)
-	go func() { errc <- serveHTTP(srv, ln, tlsCfg) }()
-	cfg.Logger.Info("listening", "addr", ln.Addr().String(), "database", dialectOf(cfg.DatabaseURL), "tls", tlsCfg != nil)
+	go func() { errc <- serveHTTP(srv, ln, sc.TLS) }()
+	cfg.Logger.Info("listening", "addr", ln.Addr().String(), "database", dialectOf(cfg.DatabaseURL), "tls", sc.TLS != nil,
+		"max_connections", sc.MaxConnections, "request_read_timeout", sc.ReadTimeout.String(),
+		"request_write_timeout", sc.WriteTimeout.String())
+	if ready != nil {
+		ready(ln.Addr())
+	}
 	select {
 	case err := <-errc:
-		return err
+		return fail(fmt.Errorf("serve: %w", err))
 	case <-ctx.Done():
 	}
 	cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return a.Shutdown(sctx, srv)
+}
+
+// newHTTPServer returns the HTTP server for h: every phase of a request
+// that waits on the client has a deadline — the TLS handshake and the
+// headers (readHeaderTimeout), the body (sc.ReadTimeout), the response
+// (sc.WriteTimeout), the next request on a kept-alive connection
+// (idleTimeout).
+//
+// net/http lifts the read deadline once the body has been read
+// (connReader.startBackgroundRead; TestReadTimeoutSparesLongPollsAndStreams
+// holds it to that), so long-polls and streams are not cut by it; on
+// HTTP/2 ReadTimeout bounds request bodies only. WriteTimeout is longer
+// than a long-poll's longest wait (loadConfig checks it). A stream lifts
+// it with its first write: the stream sets a deadline of its own around
+// each write and clears it after (sse's flush; HTTP/2 would reset a stream
+// whose deadline passes even while it idles), which replaces the server's.
+func newHTTPServer(sc serverConfig, h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       sc.ReadTimeout,
+		WriteTimeout:      sc.WriteTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 func dialectOf(url string) string {

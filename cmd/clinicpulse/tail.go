@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -65,10 +64,8 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("--url and a token (--token or CLINICPULSE_TOKEN) are required")
 	}
-	if *since != "" {
-		if n, err := strconv.ParseInt(*since, 10, 64); err != nil || n < 0 {
-			return errors.New("--since must be a non-negative sequence number")
-		}
+	if *since != "" && !validCursor(*since) {
+		return errors.New("--since must be a cursor: a sequence number such as 42, or an event id the server sent")
 	}
 	u, err := streamURL(*base, *topics, *tenant)
 	if err != nil {
@@ -102,6 +99,21 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		out.WriteByte('\n')
 		return out.Flush()
 	})
+}
+
+// validCursor reports whether s can be sent as Last-Event-ID: 1 to 128
+// visible ASCII characters. The server judges the rest (a cursor it cannot
+// resume gets a reset).
+func validCursor(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // streamURL turns a base URL (http://host:8080) or a stream URL into the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,9 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"io"
-	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -20,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/clinicpulse/clinicpulse/internal/app"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir and
@@ -71,44 +66,6 @@ func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-// startServer serves the real application (on SQLite) through serveHTTP,
-// as main does, and returns its base URL.
-func startServer(t *testing.T, cfg *tls.Config) string {
-	t.Helper()
-	ctx := context.Background()
-	a, err := app.New(ctx, app.Config{DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "tls.db"),
-		JWTSecret: []byte("test-secret-0123456789abcdef0123456789"), Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The untrusting client's failed handshake would be logged: keep it quiet.
-	srv := &http.Server{Handler: a.Echo, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
-	errc := make(chan error, 1)
-	go func() { errc <- serveHTTP(srv, ln, cfg) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx, srv); err != nil {
-			t.Error(err)
-		}
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serveHTTP returned %v, want http.ErrServerClosed", err)
-		}
-	})
-	scheme := "http://"
-	if cfg != nil {
-		scheme = "https://"
-	}
-	return scheme + ln.Addr().String()
-}
-
 func get(t *testing.T, client *http.Client, url string) (*http.Response, string) {
 	t.Helper()
 	res, err := client.Get(url)
@@ -129,7 +86,7 @@ func TestServeTLSWithHTTP2(t *testing.T) {
 	if err != nil || cfg == nil {
 		t.Fatalf("tlsConfig = %v, %v", cfg, err)
 	}
-	base := startServer(t, cfg)
+	base := startServer(t, map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile}).base
 
 	// A client that offers h2, as browsers do, gets HTTP/2.
 	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -168,7 +125,7 @@ func TestServePlainWithoutTLSFiles(t *testing.T) {
 	if err != nil || cfg != nil {
 		t.Fatalf("tlsConfig without files = %v, %v; want nil, nil", cfg, err)
 	}
-	base := startServer(t, nil)
+	base := startServer(t, nil).base
 	res, _ := get(t, &http.Client{Timeout: 5 * time.Second}, base+"/healthz")
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 1 {
 		t.Fatalf("plain: %s %d", res.Proto, res.StatusCode)

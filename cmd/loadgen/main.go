@@ -26,6 +26,15 @@
 //	go run ./cmd/loadgen -peer r3labs -subscribers 1000 -rate 50 -pollers 0 -header=false
 //	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -pollers 0 -header=false
 //
+// Protocols: -proto h1-tls, h2 and h2-mux serve over TLS (a self-signed
+// certificate loadgen makes) and subscribe with HTTP/1.1 over TLS, HTTP/2
+// with a connection per subscriber, or HTTP/2 with up to 250 streams per
+// connection (see protoModes); the writes then go over HTTP/2 too. Compare
+// an HTTP/2 stream with an HTTP/1.1 one in one session:
+//
+//	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -pollers 0
+//	go run ./cmd/loadgen -bin bin/clinicpulse -subscribers 1000 -rate 50 -pollers 0 -header=false -proto h2
+//
 // RSS/idle conn is the server's RSS growth per subscriber after they have
 // connected and sat idle; RSS/conn after is its growth per subscriber read
 // right after every event was delivered, before the subscribers leave.
@@ -73,6 +82,7 @@ type options struct {
 	header      bool
 	baseline    bool
 	peer        string
+	proto       string
 }
 
 func main() {
@@ -101,6 +111,7 @@ func main() {
 	flag.BoolVar(&o.header, "header", true, "print the table header")
 	flag.BoolVar(&o.baseline, "baseline", false, "measure loadgen's own bare SSE server (stdlib, no auth, JSON or database) instead of -bin; no 304 phase")
 	flag.StringVar(&o.peer, "peer", "", "measure loadgen's own server on a peer SSE library instead of -bin (r3labs: github.com/r3labs/sse/v2 on net/http); no 304 phase")
+	flag.StringVar(&o.proto, "proto", "h1", "the subscribers' protocol: h1 (HTTP/1.1, plain TCP), h1-tls (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS, a connection per subscriber), h2-mux (HTTP/2 over TLS, up to 250 streams per connection); not with -baseline or -peer")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -123,7 +134,8 @@ type server struct {
 	base string // "http://" + addr
 }
 
-func startServer(ctx context.Context, bin, dbURL string, env ...string) (*server, error) {
+// startServer starts bin on a loopback port; with ct, over TLS.
+func startServer(ctx context.Context, bin, dbURL string, ct *clientTLS, env ...string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -133,14 +145,20 @@ func startServer(ctx context.Context, bin, dbURL string, env ...string) (*server
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "ADDR="+addr, "JWT_SECRET="+secret, "DATABASE_URL="+dbURL, "DEV=0", "HEARTBEAT=15s")
 	cmd.Env = append(cmd.Env, env...)
+	s := &server{cmd: cmd, addr: addr, base: "http://" + addr}
+	probe := http.DefaultClient
+	if ct != nil {
+		cmd.Env = append(cmd.Env, ct.env()...)
+		s.base = "https://" + addr
+		probe = &http.Client{Transport: ct.transport(true)}
+	}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &server{cmd: cmd, addr: addr, base: "http://" + addr}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if r, err := http.Get(s.base + "/readyz"); err == nil {
+		if r, err := probe.Get(s.base + "/readyz"); err == nil {
 			r.Body.Close()
 			if r.StatusCode == 200 {
 				return s, nil
@@ -213,6 +231,23 @@ func run(o options) error {
 	}
 	var env []string
 	var err error
+	if _, ok := protoModes[o.proto]; !ok {
+		return fmt.Errorf("-proto %q: the protocols are h1, h1-tls, h2, h2-mux", o.proto)
+	}
+	var ct *clientTLS
+	if o.proto != "h1" {
+		if o.baseline || o.peer != "" {
+			return errors.New("-proto: -baseline and -peer serve plain HTTP/1.1 only")
+		}
+		dir, err := os.MkdirTemp("", "loadgen-tls")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if ct, err = newClientTLS(dir); err != nil {
+			return err
+		}
+	}
 	if _, ok := peerModes[o.peer]; !ok && o.peer != "" {
 		return fmt.Errorf("-peer %q: the peers are r3labs", o.peer)
 	}
@@ -228,14 +263,14 @@ func run(o options) error {
 			env = []string{peerEnv + "=" + o.peer}
 		}
 	}
-	a, err := startServer(ctx, o.bin, o.dbURL, env...)
+	a, err := startServer(ctx, o.bin, o.dbURL, ct, env...)
 	if err != nil {
 		return err
 	}
 	defer a.stop()
 	sub := a
 	if o.crossInst {
-		if sub, err = startServer(ctx, o.bin, o.dbURL); err != nil {
+		if sub, err = startServer(ctx, o.bin, o.dbURL, ct); err != nil {
 			return err
 		}
 		defer sub.stop()
@@ -244,6 +279,14 @@ func run(o options) error {
 	tenant := fmt.Sprintf("load-%d", time.Now().UnixNano())
 	tok, _ := au.Sign(models.Actor{Subject: "loadgen", TenantID: tenant, Role: models.RoleAdmin}, time.Hour)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
+	if ct != nil {
+		client = &http.Client{Transport: ct.transport(false)}
+	}
+	var mux *http.Client // -proto h2-mux: the subscribers' one transport
+	if o.proto == "h2-mux" {
+		mux = &http.Client{Transport: ct.transport(false)}
+		defer mux.CloseIdleConnections()
+	}
 	post := func(path string, body any) error {
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, bytes.NewReader(b))
@@ -280,14 +323,27 @@ func run(o options) error {
 		subsWG.Add(1)
 		go func() {
 			defer subsWG.Done()
-			err := subscribe(subCtx, sub.addr, tok, o.topics, &ready, func(n int, at time.Time) {
+			got := func(n int, at time.Time) {
 				if s := sent[n].Load(); s > 0 {
 					latMu.Lock()
 					lats = append(lats, at.Sub(time.Unix(0, s)))
 					latMu.Unlock()
 					received.Add(1)
 				}
-			})
+			}
+			var err error
+			switch o.proto {
+			case "h1":
+				err = subscribe(subCtx, sub.addr, tok, o.topics, &ready, got)
+			case "h1-tls":
+				err = subscribeDial(subCtx, ct.dial(sub.addr), sub.addr, tok, o.topics, &ready, got)
+			case "h2":
+				c := &http.Client{Transport: ct.transport(false)}
+				err = subscribeHTTP(subCtx, c, sub.base, tok, o.topics, 2, &ready, got)
+				c.CloseIdleConnections()
+			case "h2-mux":
+				err = subscribeHTTP(subCtx, mux, sub.base, tok, o.topics, 2, &ready, got)
+			}
 			if errors.Is(err, errNotReady) {
 				failed.Add(1)
 				subErr.CompareAndSwap(nil, err)
@@ -409,6 +465,9 @@ func run(o options) error {
 	}
 	if o.peer != "" {
 		mode = strings.Replace(mode, "1 instance", peerModes[o.peer], 1)
+	}
+	if m := protoModes[o.proto]; m != "" {
+		mode += ", " + m
 	}
 	if o.header {
 		fmt.Println("| db | mode | subscribers | writes/s | delivered | p50 | p99 | max | RSS/idle conn | RSS/conn after | server CPU/event | loadgen CPU | 304 polls/s |")

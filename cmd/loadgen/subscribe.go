@@ -41,7 +41,15 @@ var (
 // when ctx ends (the connection is closed) or the server closes it.
 func subscribe(ctx context.Context, addr, tok, topics string, ready *atomic.Int64, got func(n int, at time.Time)) error {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	return subscribeDial(ctx, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+		addr, tok, topics, ready, got)
+}
+
+// subscribeDial is subscribe over the connection dial opens (plain TCP, or
+// TLS for -proto h1-tls); addr is the Host header.
+func subscribeDial(ctx context.Context, dial func(context.Context) (net.Conn, error), addr, tok, topics string,
+	ready *atomic.Int64, got func(n int, at time.Time)) error {
+	conn, err := dial(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNotReady, err)
 	}
@@ -93,7 +101,13 @@ func subscribe(ctx context.Context, addr, tok, topics string, ready *atomic.Int6
 	}
 	conn.SetDeadline(time.Time{})
 	ready.Add(1)
+	return readEvents(ctx, body, got)
+}
 
+// readEvents reads a stream's body until it ends and reports each
+// patients.created event's writer number with its receive time. It returns
+// nil at the end of the body or of ctx.
+func readEvents(ctx context.Context, body *bufio.Reader, got func(n int, at time.Time)) error {
 	var long []byte // a line longer than the buffer, accumulated
 	for {
 		line, err := readLine(body, &long)

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/internal/app"
+	"github.com/clinicpulse/clinicpulse/polling"
+)
+
+// Fixed HTTP server timeouts (RFC 9112 leaves them to the server).
+const (
+	// readHeaderTimeout bounds reading a request's line and headers (and,
+	// with TLS, the handshake).
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout bounds the wait for the next request on a kept-alive
+	// connection (HTTP/1.1), or on an HTTP/2 connection without streams.
+	idleTimeout = 120 * time.Second
+)
+
+// Defaults of the connection limits.
+const (
+	defaultReadTimeout  = 30 * time.Second
+	defaultWriteTimeout = 90 * time.Second
+	// writeMargin is what REQUEST_WRITE_TIMEOUT must leave a long-poll to
+	// answer after its longest wait.
+	writeMargin = 5 * time.Second
+	// fdReserve is how many file descriptors MAX_CONNECTIONS leaves to
+	// everything else the process opens: the database pool (up to 32
+	// Postgres connections, or SQLite's database, WAL and shared-memory
+	// files), the LISTEN connection, the debug listener and its
+	// connections (at most debugMaxConns), standard input, output and
+	// error, the runtime's poller, and /proc reads by the metrics sampler.
+	// That is about 60; the rest is margin.
+	fdReserve = 128
+	// minConnections is the least a derived MAX_CONNECTIONS may be.
+	minConnections = 16
+	// maxDerivedConnections caps the default when the open-file limit is
+	// unlimited or huge.
+	maxDerivedConnections = 1 << 20
+)
+
+// serverConfig is everything serve reads from the environment (see the
+// README's configuration table).
+type serverConfig struct {
+	App       app.Config
+	Addr      string      // ADDR
+	DebugAddr string      // DEBUG_ADDR; "" serves no profiles
+	TLS       *tls.Config // TLS_CERT_FILE, TLS_KEY_FILE; nil serves plain HTTP
+	// ReadTimeout bounds reading a request, headers and body
+	// (REQUEST_READ_TIMEOUT); see newHTTPServer.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a response, from the end of its request's
+	// headers to its last byte (REQUEST_WRITE_TIMEOUT); a stream lifts it
+	// with its first write. See newHTTPServer.
+	WriteTimeout time.Duration
+	// MaxConnections caps the connections open at once (MAX_CONNECTIONS);
+	// further clients wait in the kernel's accept queue until one closes.
+	MaxConnections int
+}
+
+// loadConfig reads and validates the whole configuration through getenv
+// (os.Getenv in main). noFile is the process's open-file limit
+// (RLIMIT_NOFILE), from which MAX_CONNECTIONS is derived and against which
+// it is checked. Every invalid variable is reported, each error naming it.
+// With DEV=1 and no JWT_SECRET it creates (or reads) the development
+// secret file.
+func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error) {
+	e := &envReader{get: getenv}
+	var sc serverConfig
+	cfg := &sc.App
+	cfg.Dev = e.boolean("DEV", false)
+	cfg.DatabaseURL = e.str("DATABASE_URL", "sqlite:./data/clinicpulse.db")
+	cfg.JWTIssuer, cfg.JWTAudience = getenv("JWT_ISSUER"), getenv("JWT_AUDIENCE")
+	cfg.CORSOrigins = app.ParseOrigins(getenv("CORS_ORIGINS"))
+	cfg.Heartbeat = e.duration("HEARTBEAT", 15*time.Second, time.Millisecond)
+	cfg.StreamMaxDuration = e.duration("STREAM_MAX_DURATION", 0, 0)
+	cfg.EventRetention = e.duration("EVENT_RETENTION", 168*time.Hour, time.Second)
+	sc.ReadTimeout = e.duration("REQUEST_READ_TIMEOUT", defaultReadTimeout, time.Millisecond)
+	// A long-poll holds its response for up to its wait: the write
+	// deadline must leave it that and a margin.
+	maxWait := cfg.Polling.MaxWait
+	if maxWait <= 0 {
+		maxWait = polling.DefaultConfig().MaxWait
+	}
+	sc.WriteTimeout = e.duration("REQUEST_WRITE_TIMEOUT", defaultWriteTimeout, maxWait+writeMargin)
+	if tz := getenv("CLINIC_TIMEZONE"); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			e.fail("CLINIC_TIMEZONE", tz, "not an IANA time zone (e.g. Europe/Paris)")
+		}
+		cfg.Location = loc
+	} else {
+		cfg.Location = time.Local
+	}
+	sc.Addr = e.str("ADDR", ":8080")
+	sc.DebugAddr = getenv("DEBUG_ADDR")
+
+	limit, derived := connectionLimit(noFile)
+	if getenv("MAX_CONNECTIONS") == "" && derived < minConnections {
+		e.errs = append(e.errs, fmt.Errorf("MAX_CONNECTIONS: the open-file limit (%d) leaves fewer than %d connections after %d descriptors reserved for the database and logs; raise it (ulimit -n)",
+			noFile, minConnections, fdReserve))
+	}
+	sc.MaxConnections = e.integer("MAX_CONNECTIONS", derived, 1, limit,
+		fmt.Sprintf("at most the open-file limit (%d) minus %d reserved for the database and logs", noFile, fdReserve))
+
+	var err error
+	if sc.TLS, err = tlsConfig(getenv); err != nil {
+		e.errs = append(e.errs, err)
+	}
+	secret := getenv("JWT_SECRET")
+	switch {
+	case secret == "" && !cfg.Dev:
+		e.errs = append(e.errs, errors.New("JWT_SECRET is required (or DEV=1 for a random development secret)"))
+	case secret == "":
+		if secret, err = devSecret(devSecretFile); err != nil {
+			e.errs = append(e.errs, err)
+		} else {
+			fmt.Fprintf(os.Stderr, "DEV: JWT_SECRET from %s (demo links survive restarts)\n", devSecretFile)
+		}
+	case len(secret) < 32:
+		e.errs = append(e.errs, errors.New("JWT_SECRET must be at least 32 bytes"))
+	}
+	cfg.JWTSecret = []byte(secret)
+	if len(e.errs) > 0 {
+		return sc, fmt.Errorf("configuration: %w", errors.Join(e.errs...))
+	}
+	if cfg.Dev {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	} else {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return sc, nil
+}
+
+// connectionLimit returns the most MAX_CONNECTIONS may be under the
+// open-file limit noFile, and its default: the same, capped at
+// maxDerivedConnections. Each connection holds one descriptor; fdReserve
+// are left for the rest (see its comment).
+func connectionLimit(noFile uint64) (limit, derived int) {
+	if noFile <= fdReserve {
+		return 0, 0
+	}
+	n := noFile - fdReserve
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	return int(n), min(int(n), maxDerivedConnections)
+}
+
+// openFileLimit returns the process's open-file limit (RLIMIT_NOFILE, soft:
+// Go raises it to the hard limit at start on Linux).
+func openFileLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 1024 // the common default
+	}
+	return l.Cur
+}
+
+// envReader reads variables, collecting one error per invalid one.
+type envReader struct {
+	get  func(string) string
+	errs []error
+}
+
+func (e *envReader) fail(name, value, want string) {
+	e.errs = append(e.errs, fmt.Errorf("%s=%s: %s", name, strconv.Quote(short(value)), want))
+}
+
+// short bounds a value quoted in an error (an operator's typo, not a
+// secret: secrets are never quoted).
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// str returns the variable, or def when it is unset or empty.
+func (e *envReader) str(name, def string) string {
+	if v := e.get(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// duration parses a Go duration ("15s", "500ms", "2h") of at least least.
+func (e *envReader) duration(name string, def, least time.Duration) time.Duration {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	switch {
+	case err != nil:
+		e.fail(name, v, "not a duration (e.g. 15s, 500ms, 2h)")
+	case d < least && least == 0:
+		e.fail(name, v, "must not be negative")
+	case d < least:
+		e.fail(name, v, "must be at least "+least.String())
+	}
+	return d
+}
+
+// integer parses a decimal integer in [lo, hi]; why says what hi is.
+func (e *envReader) integer(name string, def, lo, hi int, why string) int {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	switch {
+	case err != nil:
+		e.fail(name, v, "not an integer")
+	case n < lo:
+		e.fail(name, v, fmt.Sprintf("must be at least %d", lo))
+	case n > hi:
+		e.fail(name, v, fmt.Sprintf("must be %s", why))
+	}
+	return n
+}
+
+// boolean parses 1/0, true/false (strconv.ParseBool).
+func (e *envReader) boolean(name string, def bool) bool {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		e.fail(name, v, "must be 1 or 0")
+	}
+	return b
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func baseEnv() map[string]string {
+	return map[string]string{"JWT_SECRET": testSecret, "DATABASE_URL": "sqlite:unused"}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	sc, err := loadConfig(envOf(baseEnv()), 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Addr != ":8080" || sc.ReadTimeout != 30*time.Second || sc.WriteTimeout != 90*time.Second || sc.MaxConnections != 20000-fdReserve ||
+		sc.App.Heartbeat != 15*time.Second || sc.App.StreamMaxDuration != 0 || sc.App.EventRetention != 168*time.Hour ||
+		sc.TLS != nil || sc.App.Dev || sc.App.Logger == nil {
+		t.Fatalf("defaults: %+v", sc)
+	}
+	// An unlimited open-file limit does not make an unlimited default.
+	if sc, err := loadConfig(envOf(baseEnv()), math.MaxUint64); err != nil || sc.MaxConnections != maxDerivedConnections {
+		t.Fatalf("unlimited: %d %v", sc.MaxConnections, err)
+	}
+	env := baseEnv()
+	env["MAX_CONNECTIONS"] = "500"
+	env["REQUEST_READ_TIMEOUT"] = "1.5s"
+	env["HEARTBEAT"] = "5s"
+	if sc, err := loadConfig(envOf(env), 1024); err != nil || sc.MaxConnections != 500 || sc.ReadTimeout != 1500*time.Millisecond || sc.App.Heartbeat != 5*time.Second {
+		t.Fatalf("set: %+v %v", sc, err)
+	}
+}
+
+// TestLoadConfigErrors: each invalid variable is an error naming it; all
+// of them are reported at once; the secret is never quoted.
+func TestLoadConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		noFile      uint64
+		want        string
+	}{
+		{"HEARTBEAT", "15", 0, `HEARTBEAT="15": not a duration`},
+		{"HEARTBEAT", "0s", 0, `HEARTBEAT="0s": must be at least 1ms`},
+		{"STREAM_MAX_DURATION", "-1s", 0, `STREAM_MAX_DURATION="-1s": must not be negative`},
+		{"EVENT_RETENTION", "a week", 0, `EVENT_RETENTION="a week": not a duration`},
+		{"REQUEST_READ_TIMEOUT", "0", 0, `REQUEST_READ_TIMEOUT="0": must be at least 1ms`},
+		{"REQUEST_READ_TIMEOUT", "30", 0, `REQUEST_READ_TIMEOUT="30": not a duration`},
+		{"REQUEST_WRITE_TIMEOUT", "30s", 0, `REQUEST_WRITE_TIMEOUT="30s": must be at least 1m0s`},
+		{"MAX_CONNECTIONS", "many", 0, `MAX_CONNECTIONS="many": not an integer`},
+		{"MAX_CONNECTIONS", "0", 0, `MAX_CONNECTIONS="0": must be at least 1`},
+		{"MAX_CONNECTIONS", "1000", 1024, `MAX_CONNECTIONS="1000": must be at most the open-file limit (1024) minus 128`},
+		{"MAX_CONNECTIONS", "", 100, `MAX_CONNECTIONS: the open-file limit (100) leaves fewer than 16 connections`},
+		{"DEV", "yes", 0, `DEV="yes": must be 1 or 0`},
+		{"CLINIC_TIMEZONE", "Mars/Olympus", 0, `CLINIC_TIMEZONE="Mars/Olympus": not an IANA time zone`},
+		{"JWT_SECRET", "short-secret-value", 0, "JWT_SECRET must be at least 32 bytes"},
+		{"TLS_CERT_FILE", "/nonexistent.pem", 0, "TLS_CERT_FILE and TLS_KEY_FILE must be set together"},
+	} {
+		env := baseEnv()
+		env[tc.name] = tc.value
+		noFile := tc.noFile
+		if noFile == 0 {
+			noFile = 20000
+		}
+		_, err := loadConfig(envOf(env), noFile)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%q: error %v, want %q", tc.name, tc.value, err, tc.want)
+		}
+		if err != nil && tc.name == "JWT_SECRET" && strings.Contains(err.Error(), tc.value) {
+			t.Errorf("the error quotes the secret: %v", err)
+		}
+	}
+	env := baseEnv()
+	env["HEARTBEAT"], env["MAX_CONNECTIONS"] = "x", "y"
+	_, err := loadConfig(envOf(env), 20000)
+	if err == nil || !strings.Contains(err.Error(), "HEARTBEAT") || !strings.Contains(err.Error(), "MAX_CONNECTIONS") {
+		t.Errorf("two invalid variables: %v", err)
+	}
+}
+
+// FuzzLoadConfig: no value of a variable panics or is accepted out of
+// range.
+func FuzzLoadConfig(f *testing.F) {
+	for _, s := range []string{"15s", "1", "-1", "0", "1e9", "9223372036854775807", "2562047h", " 5s ", "\x00", "١٢"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for _, name := range []string{"HEARTBEAT", "REQUEST_READ_TIMEOUT", "REQUEST_WRITE_TIMEOUT", "STREAM_MAX_DURATION", "MAX_CONNECTIONS", "DEV"} {
+			env := baseEnv()
+			env[name] = v
+			sc, err := loadConfig(envOf(env), 4096)
+			if err != nil {
+				if !strings.Contains(err.Error(), name) {
+					t.Fatalf("%s=%q: the error does not name it: %v", name, v, err)
+				}
+				continue
+			}
+			if sc.MaxConnections < 1 || sc.MaxConnections > 4096-fdReserve || sc.ReadTimeout <= 0 || sc.WriteTimeout < time.Minute || sc.App.Heartbeat <= 0 || sc.App.StreamMaxDuration < 0 {
+				t.Fatalf("%s=%q accepted out of range: %+v", name, v, sc)
+			}
+		}
+	})
+}
