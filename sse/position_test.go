@@ -54,7 +54,7 @@ func TestPositionFrame(t *testing.T) {
 	s := apptest.Start(t)
 	staff := s.Token(tenant, models.RoleCoordinator, "c")
 	alice := s.Create(t, staff, "patients", map[string]any{"name": "Alice"})["id"].(string) // 1
-	doctor(t, s, staff, "Dr. One")                                                          // 2: not Alice's
+	s.Create(t, staff, "patients", map[string]any{"name": "Bob"})                           // 2: not Alice's
 	h := head(t, s, tenant)
 
 	fresh := connect(t, s, staff, "")
