@@ -14,6 +14,8 @@ import (
 
 	"github.com/clinicpulse/clinicpulse/internal/app"
 	"github.com/clinicpulse/clinicpulse/polling"
+	"github.com/clinicpulse/clinicpulse/sse"
+	"github.com/clinicpulse/clinicpulse/store"
 )
 
 // Fixed HTTP server timeouts (RFC 9112 leaves them to the server).
@@ -101,6 +103,32 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 	} else {
 		cfg.Location = time.Local
 	}
+	if v := getenv("EMBED_ORIGINS"); v != "" {
+		origins, err := app.ParseEmbedOrigins(v)
+		if err != nil {
+			e.fail("EMBED_ORIGINS", v, err.Error())
+		}
+		cfg.EmbedOrigins = origins
+	}
+	if v := getenv("WRITE_VISIBILITY_TIMEOUT"); strings.TrimSpace(v) == "off" {
+		cfg.WriteVisibilityTimeout = -1
+	} else {
+		cfg.WriteVisibilityTimeout = e.duration("WRITE_VISIBILITY_TIMEOUT", app.DefaultWriteVisibilityTimeout, time.Millisecond)
+	}
+	const maxHolds = 1 << 20
+	st := &cfg.Streams
+	st.PerIdentityStaff = e.integer("STREAMS_PER_STAFF", sse.DefaultStreamsPerIdentityStaff, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	st.PerIdentityPublic = e.integer("STREAMS_PER_PUBLIC", sse.DefaultStreamsPerIdentityPublic, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	st.PerTenant = e.integer("STREAMS_PER_TENANT", sse.DefaultStreamsPerTenant, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	st.OpenRate = float64(e.integer("STREAM_OPENS_PER_SECOND", sse.DefaultOpenRate, 1, 10000, "at most 10000"))
+	st.OpenBurst = e.integer("STREAM_OPENS_BURST", sse.DefaultOpenBurst, 1, 10000, "at most 10000")
+	pd := polling.DefaultConfig()
+	pc := &cfg.Polling
+	pc.LongPollsPerStaff = e.integer("LONGPOLLS_PER_STAFF", pd.LongPollsPerStaff, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	pc.LongPollsPerPatient = e.integer("LONGPOLLS_PER_PATIENT", pd.LongPollsPerPatient, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	pc.LongPollsPerDisplay = e.integer("LONGPOLLS_PER_DISPLAY", pd.LongPollsPerDisplay, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	pc.LongPollsPerTenant = e.integer("LONGPOLLS_PER_TENANT", pd.LongPollsPerTenant, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	cfg.MaxDeltaEvents = e.integer("MAX_DELTA_EVENTS", store.DefaultMaxDeltaEvents, 1, 10_000_000, "at most 10000000")
 	sc.Addr = e.str("ADDR", ":8080")
 	sc.DebugAddr = getenv("DEBUG_ADDR")
 

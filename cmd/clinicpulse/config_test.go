@@ -54,6 +54,15 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"MAX_CONNECTIONS", "1000", 1024, `MAX_CONNECTIONS="1000": must be at most the open-file limit (1024) minus 128`},
 		{"MAX_CONNECTIONS", "", 100, `MAX_CONNECTIONS: the open-file limit (100) leaves fewer than 16 connections`},
 		{"DEV", "yes", 0, `DEV="yes": must be 1 or 0`},
+		{"EMBED_ORIGINS", "javascript:alert(1)", 0, `EMBED_ORIGINS="javascript:alert(1)"`},
+		{"WRITE_VISIBILITY_TIMEOUT", "2", 0, `WRITE_VISIBILITY_TIMEOUT="2": not a duration`},
+		{"STREAMS_PER_PUBLIC", "0", 0, `STREAMS_PER_PUBLIC="0": must be at least 1`},
+		{"STREAMS_PER_STAFF", "lots", 0, `STREAMS_PER_STAFF="lots": not an integer`},
+		{"STREAMS_PER_TENANT", "99999999", 0, `STREAMS_PER_TENANT="99999999": must be at most`},
+		{"STREAM_OPENS_PER_SECOND", "0", 0, `STREAM_OPENS_PER_SECOND="0": must be at least 1`},
+		{"LONGPOLLS_PER_DISPLAY", "-1", 0, `LONGPOLLS_PER_DISPLAY="-1": must be at least 1`},
+		{"LONGPOLLS_PER_TENANT", "x", 0, `LONGPOLLS_PER_TENANT="x": not an integer`},
+		{"MAX_DELTA_EVENTS", "0", 0, `MAX_DELTA_EVENTS="0": must be at least 1`},
 		{"CLINIC_TIMEZONE", "Mars/Olympus", 0, `CLINIC_TIMEZONE="Mars/Olympus": not an IANA time zone`},
 		{"JWT_SECRET", "short-secret-value", 0, "JWT_SECRET must be at least 32 bytes"},
 		{"TLS_CERT_FILE", "/nonexistent.pem", 0, "TLS_CERT_FILE and TLS_KEY_FILE must be set together"},
@@ -102,4 +111,35 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadConfigLimits: the limit variables reach the fields the layers read.
+func TestLoadConfigLimits(t *testing.T) {
+	env := baseEnv()
+	for k, v := range map[string]string{
+		"EMBED_ORIGINS": "https://portal.example", "WRITE_VISIBILITY_TIMEOUT": "off",
+		"STREAMS_PER_STAFF": "9", "STREAMS_PER_PUBLIC": "2", "STREAMS_PER_TENANT": "50",
+		"STREAM_OPENS_PER_SECOND": "3", "STREAM_OPENS_BURST": "7",
+		"LONGPOLLS_PER_STAFF": "5", "LONGPOLLS_PER_PATIENT": "1", "LONGPOLLS_PER_DISPLAY": "2",
+		"LONGPOLLS_PER_TENANT": "40", "MAX_DELTA_EVENTS": "123",
+	} {
+		env[k] = v
+	}
+	sc, err := loadConfig(envOf(env), 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sc.App
+	if len(c.EmbedOrigins) != 1 || c.EmbedOrigins[0] != "https://portal.example" || c.WriteVisibilityTimeout >= 0 {
+		t.Errorf("embed origins %v, write visibility %v", c.EmbedOrigins, c.WriteVisibilityTimeout)
+	}
+	if s := c.Streams; s.PerIdentityStaff != 9 || s.PerIdentityPublic != 2 || s.PerTenant != 50 || s.OpenRate != 3 || s.OpenBurst != 7 {
+		t.Errorf("streams %+v", s)
+	}
+	if p := c.Polling; p.LongPollsPerStaff != 5 || p.LongPollsPerPatient != 1 || p.LongPollsPerDisplay != 2 || p.LongPollsPerTenant != 40 {
+		t.Errorf("long-polls %+v", p)
+	}
+	if c.MaxDeltaEvents != 123 {
+		t.Errorf("max delta events %d", c.MaxDeltaEvents)
+	}
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// Streams bounds the SSE streams per identity and tenant, and stream
 	// opens and ticket mints per identity; zero values take its defaults.
 	Streams sse.Limits
+	// MaxDeltaEvents bounds the change-log rows one list delta examines
+	// (store.Options.MaxDeltaEvents; 0 is its default).
+	MaxDeltaEvents int
 	// RelayScan is the relay's safety-net scan period.
 	RelayScan time.Duration
 	Location  *time.Location
@@ -114,7 +117,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a := &App{Config: cfg, Logger: cfg.Logger, Metrics: metrics.New(cfg.Now)}
 	var rl *relay.Relay
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
-		Now: cfg.Now, Location: cfg.Location,
+		MaxDeltaEvents: cfg.MaxDeltaEvents,
+		Now:            cfg.Now, Location: cfg.Location,
 		OnCommit: func(tenant string, head int64, n int) {
 			a.Metrics.Committed.Add(float64(n))
 			rl.Nudge(tenant, head)
