@@ -48,6 +48,14 @@ type Options struct {
 	OnCommit func(tenantID string, head int64, events int)
 	// Logger receives GORM's slow-query and error logs; silent when nil.
 	Logger logger.Interface
+	// BookingPastGrace is how long before now an appointment may start
+	// when it is booked or rescheduled: 0 means
+	// models.DefaultBookingPastGrace (15 minutes), a negative value none.
+	BookingPastGrace time.Duration
+	// DefaultConsultMinutes is the clinic's default consultation, the prior
+	// of the wait estimate for doctors without their own: 0 means
+	// models.DefaultConsultMinutes (10).
+	DefaultConsultMinutes int
 }
 
 // Store is the GORM-backed implementation of the clinic's data and change log.
@@ -58,6 +66,8 @@ type Store struct {
 	now     func() time.Time
 	loc     *time.Location
 	commit  func(string, int64, int)
+	grace   time.Duration
+	consult int
 }
 
 // Open connects to the database named by url (postgres://…, sqlite:PATH or
@@ -104,6 +114,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if s.loc == nil {
 		s.loc = time.UTC
+	}
+	switch s.grace = opts.BookingPastGrace; {
+	case s.grace == 0:
+		s.grace = models.DefaultBookingPastGrace
+	case s.grace < 0:
+		s.grace = 0
+	}
+	if s.consult = opts.DefaultConsultMinutes; s.consult <= 0 {
+		s.consult = models.DefaultConsultMinutes
 	}
 	if err := s.migrate(ctx); err != nil {
 		sqlDB.Close()
