@@ -434,6 +434,8 @@ func (w *writer) update(rec models.Record, update any) error {
 		if err := update.(*models.DoctorUpdate).Apply(r); err != nil {
 			return err
 		}
+		// Name, room and default consultation are on today's board.
+		w.touchBoard(r.ID, w.s.now().In(w.s.loc).Format(time.DateOnly))
 	case *models.Appointment:
 		from := r.Status
 		u := update.(*models.AppointmentUpdate)
