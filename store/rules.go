@@ -443,7 +443,7 @@ func (w *writer) update(rec models.Record, update any) error {
 		if err := u.Apply(r); err != nil {
 			return err
 		}
-		if moved {
+		if moved && r.Status.Occupies() { // moved and cancelled at once holds no slot
 			if err := w.book(r, false); err != nil {
 				return err
 			}
