@@ -168,6 +168,8 @@ func TestBookingRules(t *testing.T) {
 	}
 	expectProblem(t, c.refused(t, 404, "POST", "/api/v1/appointments", c.book(gone, doc2, at.Add(6*time.Hour), 20)), 404, "patient_id")
 	expectConflict(t, c.refused(t, 409, "PATCH", "/api/v1/appointments/"+id(ga), map[string]any{"starts_at": at.Add(7 * time.Hour), "ends_at": at.Add(7*time.Hour + 20*time.Minute)}), "patient_id")
+	expectConflict(t, c.refused(t, 409, "PATCH", "/api/v1/appointments/"+id(ga), map[string]any{"status": "checked_in"}), "patient_id")
+	c.patch(t, "appointments", id(ga), map[string]any{"status": "cancelled"}, 200) // settling stays possible
 	doc3 := id(c.create(t, "doctors", map[string]any{"name": "Dr. Three"}))
 	if r := c.do(t, "DELETE", "/api/v1/doctors/"+doc3, nil); r.Status != 204 {
 		t.Fatalf("archive doctor: %d %s", r.Status, r.Body)

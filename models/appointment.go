@@ -109,11 +109,11 @@ func CheckOverlap(a *Appointment, others []*Appointment) error {
 	return Conflict(field, msg, ids...)
 }
 
-// ArchivedPatient is the 409 for rescheduling an appointment of an
-// archived patient. A new booking naming an archived patient answers 404,
-// as GET /patients/{id} does.
+// ArchivedPatient is the 409 for rescheduling or checking in an
+// appointment of an archived patient. A new booking or queue entry naming
+// an archived patient answers 404, as GET /patients/{id} does.
 func ArchivedPatient(p *Patient) *Error {
-	return Conflict("patient_id", fmt.Sprintf("patient %s is archived and takes no bookings", p.ID))
+	return Conflict("patient_id", fmt.Sprintf("patient %s is archived and takes no bookings or check-ins", p.ID))
 }
 
 // humanDuration renders d as "15 minutes", "1 hour", "90 seconds".

@@ -83,7 +83,7 @@ func ArchiveBlockers(d *Doctor, entries, appointments []string, entryCount, appo
 	if entryCount == 0 && appointmentCount == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("%s still has %d active queue %s today and %d upcoming %s; call, complete, cancel or mark them no-show first",
+	msg := fmt.Sprintf("%s still has %d active queue %s today and %d upcoming %s; complete, cancel or mark them no-show first",
 		d.Name, entryCount, plural(entryCount, "entry", "entries"), appointmentCount, plural(appointmentCount, "appointment", "appointments"))
 	return Conflict("", msg, append(append([]string{}, entries...), appointments...)...)
 }

@@ -456,6 +456,13 @@ func (w *writer) update(rec models.Record, update any) error {
 			if d.Archived() {
 				return models.ArchivedDoctor(d)
 			}
+			p, err := w.lockPatient(r.PatientID, true)
+			if err != nil {
+				return err
+			}
+			if p.DeletedAt != nil {
+				return models.ArchivedPatient(p)
+			}
 		}
 		if err := w.save(r); err != nil {
 			return err
