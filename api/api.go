@@ -54,6 +54,7 @@ type Handler struct {
 // when not nil, wraps the list routes (conditional GET, poll hints).
 func (h *Handler) Register(g *echo.Group, list echo.MiddlewareFunc) {
 	g.GET("/queue/board", h.board)
+	h.registerQueue(g)
 	for _, name := range models.Entities {
 		r := models.Resources[name]
 		var mw []echo.MiddlewareFunc

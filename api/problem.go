@@ -24,6 +24,10 @@ type Problem struct {
 	Errors []models.FieldError `json:"errors,omitempty"`
 	// Cursor extends cursor-expired problems with the log's head.
 	Cursor *int64 `json:"cursor,omitempty"`
+	// Conflicts extends conflict problems of the clinic's rules with the
+	// ids of the records the request collides with (an overlapping
+	// appointment, the patient's active queue entry, a doctor's open work).
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // ProblemBase prefixes every problem type.
@@ -108,7 +112,7 @@ func ProblemOf(err error) Problem {
 	p := Problem{Type: ProblemBase + c.slug, Title: c.title, Status: c.status, Detail: models.ErrorMessage(err)}
 	var me *models.Error
 	if errors.As(err, &me) {
-		p.Errors, p.Cursor = me.Fields, me.Cursor
+		p.Errors, p.Cursor, p.Conflicts = me.Fields, me.Cursor, me.Conflicts
 	}
 	if strings.TrimSpace(p.Detail) == "" {
 		p.Detail = c.title

@@ -119,7 +119,9 @@ func TestListPagingAndFilters(t *testing.T) {
 		if i%2 == 1 {
 			d = doc2
 		}
-		c.create(t, "queue", map[string]any{"patient_id": c.patient, "doctor_id": d})
+		// One active entry per patient per doctor per day: a patient each.
+		p := c.create(t, "patients", map[string]any{"name": "Pat " + strings.Repeat("i", i+1)})["id"]
+		c.create(t, "queue", map[string]any{"patient_id": p, "doctor_id": d})
 	}
 	var ids []string
 	after := ""
@@ -162,7 +164,9 @@ func TestQueueTransitions(t *testing.T) {
 	s := apptest.Start(t)
 	c := newClinic(t, s, "moves")
 	newEntry := func() string {
-		return c.create(t, "queue", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
+		// A patient each: the previous path may have left one active.
+		p := c.create(t, "patients", map[string]any{"name": "Walk-in"})["id"]
+		return c.create(t, "queue", map[string]any{"patient_id": p, "doctor_id": c.doctor})["id"].(string)
 	}
 	type step struct {
 		to   string
@@ -247,15 +251,27 @@ func TestCrossEntityRules(t *testing.T) {
 	if fmtSeq(evs) != fmtSeq(want) {
 		t.Fatalf("check-in events %s, want %s", fmtSeq(evs), fmtSeq(want))
 	}
-	// Calling the entry moves the appointment to in_consultation.
+	// Calling the entry calls the patient; the appointment stays checked
+	// in (the patient may not come).
 	c.patch(t, "queue", q1["id"].(string), map[string]any{"status": "called"}, 200)
-	if got := c.get(t, "appointments", a1)["status"]; got != "in_consultation" {
+	if got := c.get(t, "appointments", a1)["status"]; got != "checked_in" {
 		t.Fatalf("appointment after call: %v", got)
+	}
+	evs, mark = c.events(t, mark)
+	want = []string{"queue.updated " + q1["id"].(string), "queue.board " + c.doctor}
+	if fmtSeq(evs) != fmtSeq(want) {
+		t.Fatalf("call events %s, want %s", fmtSeq(evs), fmtSeq(want))
+	}
+	// The consultation starts when the entry goes in progress: the
+	// appointment moves to in_consultation.
+	c.patch(t, "queue", q1["id"].(string), map[string]any{"status": "in_progress"}, 200)
+	if got := c.get(t, "appointments", a1)["status"]; got != "in_consultation" {
+		t.Fatalf("appointment after start: %v", got)
 	}
 	evs, mark = c.events(t, mark)
 	want = []string{"queue.updated " + q1["id"].(string), "appointments.updated " + a1, "queue.board " + c.doctor}
 	if fmtSeq(evs) != fmtSeq(want) {
-		t.Fatalf("call events %s, want %s", fmtSeq(evs), fmtSeq(want))
+		t.Fatalf("start events %s, want %s", fmtSeq(evs), fmtSeq(want))
 	}
 	// Completing the appointment completes the queue entry.
 	c.patch(t, "appointments", a1, map[string]any{"status": "completed"}, 200)
@@ -302,7 +318,8 @@ func TestQueueOrderAndBoard(t *testing.T) {
 	s := apptest.Start(t)
 	c := newClinic(t, s, "board")
 	add := func(prio string) map[string]any {
-		return c.create(t, "queue", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor, "priority": prio})
+		p := c.create(t, "patients", map[string]any{"name": "Ana " + prio})["id"]
+		return c.create(t, "queue", map[string]any{"patient_id": p, "doctor_id": c.doctor, "priority": prio})
 	}
 	n1, n2, u, e := add("normal"), add("normal"), add("urgent"), add("emergency")
 	pos := func(q map[string]any) float64 { return c.get(t, "queue", q["id"].(string))["position"].(float64) }

@@ -148,9 +148,10 @@ export async function seed(server) {
   }
   const day = new Date().toISOString().slice(0, 10);
   const appts = [];
+  // From the next ten-minute mark: a booking may not start in the past.
+  const first = Math.ceil((Date.now() + 1) / 600000) * 600000;
   for (let i = 0; i < 9; i++) {
-    const start = new Date(`${day}T09:00:00Z`);
-    start.setUTCMinutes(start.getUTCMinutes() + i * 20);
+    const start = new Date(first + i * 20 * 60000);
     const end = new Date(start.getTime() + 20 * 60000);
     appts.push(await server.api('POST', '/api/v1/appointments', {
       patient_id: patients[i].id, doctor_id: doctors[i % 3].id, starts_at: start.toISOString(), ends_at: end.toISOString(),

@@ -1,6 +1,9 @@
 package models
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // AppointmentStatus is where an appointment stands.
 type AppointmentStatus string
@@ -29,6 +32,110 @@ var appointmentPath = []AppointmentStatus{AppointmentScheduled, AppointmentCheck
 
 // MaxAppointmentLength bounds ends_at - starts_at.
 const MaxAppointmentLength = 24 * time.Hour
+
+// DefaultBookingPastGrace is how far in the past a booking may start by
+// default: a patient booked at the desk for the slot that began ten minutes
+// ago is still a booking, one for yesterday is a mistake.
+const DefaultBookingPastGrace = 15 * time.Minute
+
+// OccupyingStatuses are the statuses in which an appointment holds its
+// slot: scheduled, checked in, in consultation. A completed appointment
+// frees the rest of its slot (the visit ended; the doctor is free), a
+// no-show's slot may be given to someone else, a cancelled one is gone.
+var OccupyingStatuses = []AppointmentStatus{AppointmentScheduled, AppointmentCheckedIn, AppointmentInConsultation}
+
+// Occupies reports whether an appointment in status s holds its slot.
+func (s AppointmentStatus) Occupies() bool {
+	return s == AppointmentScheduled || s == AppointmentCheckedIn || s == AppointmentInConsultation
+}
+
+// Overlaps reports whether a's slot [starts_at, ends_at) and b's intersect.
+// Slots are half-open: one that ends at 10:20 and one that starts at 10:20
+// do not overlap.
+func (a *Appointment) Overlaps(b *Appointment) bool {
+	return a.StartsAt.Before(b.EndsAt) && b.StartsAt.Before(a.EndsAt)
+}
+
+// CheckStart refuses a slot that starts more than grace before now, as
+// EINVALID naming starts_at. It applies to a booking and to a reschedule.
+func (a *Appointment) CheckStart(now time.Time, grace time.Duration) error {
+	if a.StartsAt.Before(now.Add(-grace)) {
+		return Invalid("starts_at", fmt.Sprintf("is in the past: an appointment may start at most %s before now", humanDuration(grace)))
+	}
+	return nil
+}
+
+// CheckOverlap applies the booking rule to a (a new or rescheduled
+// appointment) against others, the appointments that might collide with it:
+// neither a's doctor nor a's patient may hold another occupying appointment
+// whose slot overlaps a's. The answer is ECONFLICT naming doctor_id when
+// the doctor is busy (else patient_id), and every colliding appointment's
+// id in Conflicts, earliest first.
+func CheckOverlap(a *Appointment, others []*Appointment) error {
+	var doctor, patient []*Appointment
+	for _, o := range others {
+		if o.ID == a.ID || o.DeletedAt != nil || !o.Status.Occupies() || !a.Overlaps(o) {
+			continue
+		}
+		if o.DoctorID == a.DoctorID {
+			doctor = append(doctor, o)
+		} else if o.PatientID == a.PatientID {
+			patient = append(patient, o)
+		}
+	}
+	field, list, who := "doctor_id", doctor, "the doctor"
+	if len(doctor) == 0 {
+		field, list, who = "patient_id", patient, "the patient"
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(list)+len(patient))
+	for _, o := range list {
+		ids = append(ids, o.ID)
+	}
+	if field == "doctor_id" {
+		for _, o := range patient {
+			ids = append(ids, o.ID)
+		}
+	}
+	o := list[0]
+	msg := fmt.Sprintf("%s already has appointment %s from %s to %s, which overlaps %s to %s",
+		who, o.ID, o.StartsAt.UTC().Format(time.RFC3339), o.EndsAt.UTC().Format(time.RFC3339),
+		a.StartsAt.UTC().Format(time.RFC3339), a.EndsAt.UTC().Format(time.RFC3339))
+	if n := len(ids) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more: see conflicts)", n)
+	}
+	return Conflict(field, msg, ids...)
+}
+
+// ArchivedPatient is the 409 for rescheduling or checking in an
+// appointment of an archived patient. A new booking or queue entry naming
+// an archived patient answers 404, as GET /patients/{id} does.
+func ArchivedPatient(p *Patient) *Error {
+	return Conflict("patient_id", fmt.Sprintf("patient %s is archived and takes no bookings or check-ins", p.ID))
+}
+
+// humanDuration renders d as "15 minutes", "1 hour", "90 seconds".
+func humanDuration(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprint(n, " ", one, "s")
+	}
+	switch {
+	case d <= 0:
+		return "0 minutes"
+	case d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d%time.Second == 0:
+		return unit(int64(d/time.Second), "second")
+	}
+	return d.String()
+}
 
 // Appointment is a booked slot of a patient with a doctor.
 type Appointment struct {
@@ -86,6 +193,12 @@ func (a *Appointment) AdvanceTo(to AppointmentStatus) bool {
 // Terminal reports whether no move is left.
 func (a *Appointment) Terminal() bool { return len(appointmentMoves[a.Status]) == 0 }
 
+// Reschedules reports whether the update moves a's slot.
+func (u *AppointmentUpdate) Reschedules(a *Appointment) bool {
+	return (u.StartsAt != nil && !Timestamp(*u.StartsAt).Equal(a.StartsAt)) ||
+		(u.EndsAt != nil && !Timestamp(*u.EndsAt).Equal(a.EndsAt))
+}
+
 // AppointmentUpdate is a partial update of an appointment.
 type AppointmentUpdate struct {
 	StartsAt *time.Time         `json:"starts_at"`
@@ -96,7 +209,7 @@ type AppointmentUpdate struct {
 
 // Apply applies the update to a and validates the result.
 func (u *AppointmentUpdate) Apply(a *Appointment) error {
-	if (u.StartsAt != nil || u.EndsAt != nil) && a.Status != AppointmentScheduled {
+	if u.Reschedules(a) && a.Status != AppointmentScheduled {
 		return Errorf(ECONFLICT, "a %s appointment cannot be rescheduled", a.Status)
 	}
 	set(&a.StartsAt, u.StartsAt)

@@ -37,6 +37,29 @@ type Error struct {
 	// Cursor, on EGONE, is the log's head: where a client that refetched
 	// its snapshots (or wants "from now") goes on from.
 	Cursor *int64
+	// Conflicts, on ECONFLICT from a clinic rule, holds the ids of the
+	// records the request collides with (an overlapping appointment, the
+	// patient's active queue entry, a doctor's open work), at most
+	// MaxConflicts of them.
+	Conflicts []string
+}
+
+// MaxConflicts bounds the ids a conflict names.
+const MaxConflicts = 20
+
+// Conflict returns an ECONFLICT error naming the field whose value collides
+// with the records ids (kept to the first MaxConflicts).
+func Conflict(field, message string, ids ...string) *Error {
+	if len(ids) > MaxConflicts {
+		ids = ids[:MaxConflicts]
+	}
+	e := &Error{Code: ECONFLICT, Message: field + ": " + message, Conflicts: ids}
+	if field != "" {
+		e.Fields = []FieldError{{Field: field, Message: message}}
+	} else {
+		e.Message = message
+	}
+	return e
 }
 
 func (e *Error) Error() string {

@@ -67,21 +67,6 @@ func TestOrderQueue(t *testing.T) {
 	}
 }
 
-func TestConsultMinutes(t *testing.T) {
-	at := func(m int) *time.Time { x := time.Date(2026, 1, 1, 9, m, 0, 0, time.UTC); return &x }
-	es := []*QueueEntry{
-		{Status: QueueCompleted, StartedAt: at(0), CompletedAt: at(20)},
-		{Status: QueueCompleted, StartedAt: at(30), CompletedAt: at(40)},
-		{Status: QueueWaiting},
-	}
-	if got := ConsultMinutes(es); got != 15 {
-		t.Fatalf("ConsultMinutes = %d, want 15", got)
-	}
-	if got := ConsultMinutes(nil); got != DefaultConsultMinutes {
-		t.Fatalf("default = %d", got)
-	}
-}
-
 func TestInvoiceTotal(t *testing.T) {
 	inv := &Invoice{PatientID: "pat_00000000000000000000", Currency: "usd", Lines: []InvoiceLine{{"a", 2, 150}, {"b", 1, 99}}}
 	if err := inv.Validate(); err != nil || inv.Total != 399 || inv.Currency != "USD" {

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"slices"
 	"time"
 )
@@ -29,6 +30,23 @@ var queueMoves = transitions[QueueStatus]{
 
 var queuePath = []QueueStatus{QueueWaiting, QueueCalled, QueueInProgress, QueueCompleted}
 
+// ActiveQueueStatuses are the statuses of an entry still in a queue:
+// waiting, called, in progress. A patient has at most one active entry per
+// doctor per day.
+var ActiveQueueStatuses = []QueueStatus{QueueWaiting, QueueCalled, QueueInProgress}
+
+// Active reports whether an entry in status s is still in its queue.
+func (s QueueStatus) Active() bool {
+	return s == QueueWaiting || s == QueueCalled || s == QueueInProgress
+}
+
+// DuplicateEntry is the 409 for queueing a patient who already has the
+// active entry existing with the same doctor that day; it names the entry.
+func DuplicateEntry(existing *QueueEntry) *Error {
+	return Conflict("patient_id", fmt.Sprintf("the patient already has queue entry %s (token %d, %s) with this doctor on %s",
+		existing.ID, existing.Token, existing.Status, existing.Day), existing.ID)
+}
+
 // Priority orders the waiting queue: emergencies first, then urgent, then
 // arrival order.
 type Priority string
@@ -54,9 +72,12 @@ func (p Priority) valid() bool {
 	return p == PriorityNormal || p == PriorityUrgent || p == PriorityEmergency
 }
 
-// DefaultConsultMinutes estimates a consultation when a doctor has not
-// completed one today.
+// DefaultConsultMinutes is the clinic's default length of a consultation,
+// when neither the configuration nor the doctor sets one.
 const DefaultConsultMinutes = 10
+
+// MaxConsultMinutes bounds a doctor's default_consult_minutes.
+const MaxConsultMinutes = 240
 
 // QueueEntry is a patient waiting for a doctor on a day.
 type QueueEntry struct {
@@ -71,6 +92,10 @@ type QueueEntry struct {
 	CalledAt      *time.Time  `json:"called_at"`
 	StartedAt     *time.Time  `json:"started_at"`
 	CompletedAt   *time.Time  `json:"completed_at"`
+	// Recalls counts the times a called entry was called again (POST
+	// /queue/{id}/recall); RecalledAt is the last of them. Set by the server.
+	Recalls    int        `json:"recalls" gorm:"not null"`
+	RecalledAt *time.Time `json:"recalled_at"`
 
 	// Derived from the doctor's queue when read; 0 unless waiting.
 	Position             int `json:"position" gorm:"-"`
@@ -147,6 +172,28 @@ func (q *QueueEntry) stamp(now time.Time) {
 // Terminal reports whether no move is left.
 func (q *QueueEntry) Terminal() bool { return len(queueMoves[q.Status]) == 0 }
 
+// Recall calls a called entry again at now (the display shows its token
+// again): recalls+1, recalled_at = now. Any other status is ECONFLICT: a
+// waiting entry is called by a status change, one past the call has
+// nothing to call.
+func (q *QueueEntry) Recall(now time.Time) error {
+	if q.Status != QueueCalled {
+		return Conflict("status", fmt.Sprintf("only a called entry can be called again; this one is %s", q.Status))
+	}
+	t := Timestamp(now)
+	q.Recalls++
+	q.RecalledAt = &t
+	return nil
+}
+
+// lastCall is when the entry was last called: its re-call, else its call.
+func (q *QueueEntry) lastCall() *time.Time {
+	if q.RecalledAt != nil {
+		return q.RecalledAt
+	}
+	return q.CalledAt
+}
+
 // QueueUpdate is a partial update of a queue entry.
 type QueueUpdate struct {
 	Priority *Priority    `json:"priority"`
@@ -164,7 +211,16 @@ func (u *QueueUpdate) Apply(q *QueueEntry, now time.Time) error {
 		}
 		q.Priority = *u.Priority
 	}
-	if u.Status != nil && *u.Status != q.Status {
+	if u.Status != nil {
+		// A status is a move; naming the current one moves nothing. For
+		// "called" that hid a second call behind a 200: calling again is
+		// its own request.
+		switch {
+		case *u.Status == QueueCalled && q.Status == QueueCalled:
+			return Conflict("status", "the entry is already called; POST /api/v1/queue/{id}/recall calls it again")
+		case *u.Status == q.Status:
+			return Conflict("status", fmt.Sprintf("the entry is already %s", q.Status))
+		}
 		return q.Transition(*u.Status, now)
 	}
 	return nil
@@ -227,6 +283,19 @@ type Board struct {
 	Waiting              []int  `json:"waiting"`
 	WaitingCount         int    `json:"waiting_count"`
 	EstimatedWaitMinutes int    `json:"estimated_wait_minutes"`
+	// LastCall is the latest call or re-call among the day's called and
+	// in-progress entries, null before the first: a display flashes a token
+	// when LastCall.At moves forward (a re-call keeps now_serving).
+	LastCall *BoardCall `json:"last_call"`
+	// Archived is true only in the board event of a doctor being archived:
+	// the doctor has left every board (GET /queue/board lists active doctors).
+	Archived bool `json:"archived,omitempty"`
+}
+
+// BoardCall is a token and when it was (last) called.
+type BoardCall struct {
+	Token int       `json:"token"`
+	At    time.Time `json:"at"`
 }
 
 // NewBoard builds a doctor's board from entries already put in order by
@@ -235,9 +304,13 @@ func NewBoard(d *Doctor, day string, ordered []*QueueEntry, consultMinutes int) 
 	if consultMinutes <= 0 {
 		consultMinutes = DefaultConsultMinutes
 	}
-	b := Board{DoctorID: d.ID, DoctorName: d.Name, Room: d.Room, Day: day, Called: []int{}, Waiting: []int{}}
+	b := Board{DoctorID: d.ID, DoctorName: d.Name, Room: d.Room, Day: day, Called: []int{}, Waiting: []int{}, Archived: d.DeletedAt != nil}
 	busy := 0
 	for _, q := range ordered {
+		if at := q.lastCall(); at != nil && (q.Status == QueueCalled || q.Status == QueueInProgress) &&
+			(b.LastCall == nil || at.After(b.LastCall.At)) {
+			b.LastCall = &BoardCall{Token: q.Token, At: *at}
+		}
 		switch q.Status {
 		case QueueInProgress:
 			t := q.Token
@@ -259,20 +332,69 @@ func NewBoard(d *Doctor, day string, ordered []*QueueEntry, consultMinutes int) 
 	return b
 }
 
-// ConsultMinutes estimates a consultation from the entries a doctor
-// completed (started to completed), within 3..60 minutes; the default when
-// there are none.
-func ConsultMinutes(entries []*QueueEntry) int {
-	var sum time.Duration
-	n := 0
+// Parameters of the consultation estimate (see ConsultMinutes).
+const (
+	// ConsultSamples is how many of the latest finished consultations count.
+	ConsultSamples = 20
+	// ConsultPriorWeight is how many consultations the default is worth.
+	ConsultPriorWeight = 3
+	// ConsultOutlierFactor: a consultation longer than this many times the
+	// default is left out (a visit left open over lunch).
+	ConsultOutlierFactor = 3
+	// MinConsult: a consultation shorter than this is left out (an entry
+	// opened and closed by mistake, or completed without being seen).
+	MinConsult = time.Minute
+)
+
+// ConsultMinutes estimates the length of a doctor's next consultation, in
+// whole minutes, from the doctor's finished consultations (entries that
+// were completed, timed from started_at to completed_at) and def, the
+// doctor's default (default_consult_minutes, else the clinic's; values < 1
+// mean DefaultConsultMinutes):
+//
+//	samples  = the latest ConsultSamples (20) durations d by completed_at
+//	           with MinConsult (1 min) ≤ d ≤ ConsultOutlierFactor (3) × def
+//	n        = len(samples), m = their median (mean of the middle two if n is even)
+//	estimate = round((k × def + n × m) / (k + n)), k = ConsultPriorWeight (3)
+//
+// With no samples the estimate is def; each sample pulls it toward the
+// median, and by 20 samples the default weighs 3/23. The median, not the
+// mean, so one long visit moves it little; the bounds, so that a visit
+// closed after 10 seconds or left open for an hour does not move it at
+// all. The result is at least 1 minute.
+func ConsultMinutes(entries []*QueueEntry, def int) int {
+	if def < 1 {
+		def = DefaultConsultMinutes
+	}
+	type sample struct {
+		at time.Time
+		d  time.Duration
+	}
+	var ss []sample
+	limit := time.Duration(ConsultOutlierFactor*def) * time.Minute
 	for _, q := range entries {
-		if q.Status == QueueCompleted && q.StartedAt != nil && q.CompletedAt != nil {
-			sum += q.CompletedAt.Sub(*q.StartedAt)
-			n++
+		if q.Status != QueueCompleted || q.StartedAt == nil || q.CompletedAt == nil {
+			continue
+		}
+		if d := q.CompletedAt.Sub(*q.StartedAt); d >= MinConsult && d <= limit {
+			ss = append(ss, sample{*q.CompletedAt, d})
 		}
 	}
-	if n == 0 {
-		return DefaultConsultMinutes
+	if len(ss) == 0 {
+		return def
 	}
-	return min(max(int((sum/time.Duration(n)+time.Minute/2)/time.Minute), 3), 60)
+	slices.SortFunc(ss, func(a, b sample) int { return b.at.Compare(a.at) })
+	ss = ss[:min(len(ss), ConsultSamples)]
+	ds := make([]time.Duration, len(ss))
+	for i, x := range ss {
+		ds[i] = x.d
+	}
+	slices.Sort(ds)
+	n := len(ds)
+	median := ds[n/2]
+	if n%2 == 0 {
+		median = (ds[n/2-1] + ds[n/2]) / 2
+	}
+	blend := (time.Duration(ConsultPriorWeight*def)*time.Minute + time.Duration(n)*median) / time.Duration(ConsultPriorWeight+n)
+	return max(int((blend+time.Minute/2)/time.Minute), 1)
 }

@@ -22,10 +22,11 @@ const (
 )
 
 // Page is a list snapshot consistent with Cursor: subscribing from Cursor
-// misses nothing.
+// misses nothing. A delta (?since=) always carries "deleted", [] when
+// nothing was deleted (Deleted is non-nil); a snapshot never does (nil).
 type Page struct {
 	Items   []Record `json:"items"`
-	Deleted []string `json:"deleted,omitempty"`
+	Deleted []string `json:"deleted,omitzero"`
 	Next    string   `json:"next,omitempty"`
 	Cursor  int64    `json:"cursor"`
 }

@@ -49,10 +49,16 @@ live({
   onEvent(ev) {
     if (ev.type !== 'queue.board') return;
     const old = boards.get(ev.id);
+    // An archived doctor leaves the display (as GET /queue/board omits them).
+    if (ev.data.archived) { boards.delete(ev.id); order = order.filter((x) => x !== ev.id); render(); return; }
     if (!old) order.push(ev.id);
     boards.set(ev.id, ev.data);
     if (ev.data.day !== day) { day = ev.data.day; refresh(); }
+    // A re-call (POST /queue/{id}/recall) keeps now_serving; last_call moves on.
+    const lc = ev.data.last_call;
+    const recalled = lc && old?.last_call && lc.token === old.last_call.token && Date.parse(lc.at) > Date.parse(old.last_call.at);
     if (ev.data.now_serving != null && ev.data.now_serving !== old?.now_serving) announce(ev.data);
+    else if (recalled) announce(ev.data, lc.token);
     render();
   },
   async onReset() {
@@ -86,11 +92,11 @@ function draw() {
   for (const id of flashing) el.querySelector(`[data-board="${CSS.escape(id)}"]`)?.classList.add('board--flash');
 }
 
-function announce(b) {
+function announce(b, token = b.now_serving) {
   flashing.add(b.doctor_id);
   setTimeout(() => { flashing.delete(b.doctor_id); render(); }, 3600);
   const t = $('[data-ticker]');
-  t.innerHTML = `Number <b>${b.now_serving}</b> → Room ${esc(b.room)}`;
+  t.innerHTML = `Number <b>${esc(String(token))}</b> → Room ${esc(b.room)}`;
   t.classList.add('ticker--on');
   clearTimeout(tickerTimer);
   tickerTimer = setTimeout(() => t.classList.remove('ticker--on'), 8000);

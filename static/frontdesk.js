@@ -46,6 +46,7 @@ const conn = live({
   onEvent(ev) {
     if (ev.type === 'queue.board') {
       if (ev.data.day !== day) { day = ev.data.day; reload(); return; }
+      if (ev.data.archived) { boards.delete(ev.id); boardOrder = boardOrder.filter((x) => x !== ev.id); render(); return; }
       if (!boards.has(ev.id)) boardOrder.push(ev.id);
       boards.set(ev.id, ev.data);
     } else {

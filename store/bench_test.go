@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"syscall"
@@ -41,8 +42,24 @@ func BenchmarkCreateQueueEntry(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				tg := targets[next.Add(1)%8]
+				pat := tg.pat
 				for i := 0; pb.Next(); i++ {
-					if _, err := s.Create(tg.ctx, &models.QueueEntry{PatientID: tg.pat, DoctorID: tg.docs[i%len(tg.docs)]}); err != nil {
+					if i > 0 && i%len(tg.docs) == 0 {
+						// A patient has one active entry per doctor per day:
+						// after one with each of the 40 doctors, the next
+						// patient (one patient write per 40 entries).
+						out, err := s.Create(tg.ctx, &models.Patient{Name: "P"})
+						var m struct{ ID string }
+						if err == nil {
+							err = json.Unmarshal(out, &m)
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						pat = m.ID
+					}
+					if _, err := s.Create(tg.ctx, &models.QueueEntry{PatientID: pat, DoctorID: tg.docs[i%len(tg.docs)]}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -329,7 +329,7 @@ func (s *Store) board(tx *gorm.DB, tenantID string, d *models.Doctor, doctorID, 
 			done = append(done, q)
 		}
 	}
-	mins := models.ConsultMinutes(done)
+	mins := models.ConsultMinutes(done, d.ConsultDefault(s.consult))
 	models.OrderQueue(entries, mins)
 	return models.NewBoard(d, day, entries, mins), entries, nil
 }

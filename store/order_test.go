@@ -51,7 +51,7 @@ func TestCommitOrderIsSeqOrder(t *testing.T) {
 	s := openStore(t, store.Options{})
 	ctx := staff("order")
 	doc := mustCreate(t, s, ctx, &models.Doctor{Name: "Dr. Order"})
-	pat := mustCreate(t, s, ctx, &models.Patient{Name: "P"})
+	mustCreate(t, s, ctx, &models.Patient{Name: "P"})
 
 	var done atomic.Bool
 	var seen []models.Event
@@ -83,11 +83,18 @@ func TestCommitOrderIsSeqOrder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var pat string
 			for i := range perWriter {
 				var err error
+				var b json.RawMessage
 				if i%2 == 0 {
-					_, err = s.Create(ctx, &models.Patient{Name: fmt.Sprintf("w%d-%d", w, i)})
+					b, err = s.Create(ctx, &models.Patient{Name: fmt.Sprintf("w%d-%d", w, i)})
+					var m struct{ ID string }
+					_ = json.Unmarshal(b, &m)
+					pat = m.ID
 				} else {
+					// The patient just created: one active entry per
+					// patient per doctor per day.
 					_, err = s.Create(ctx, &models.QueueEntry{PatientID: pat, DoctorID: doc})
 				}
 				if err != nil {

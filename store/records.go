@@ -131,7 +131,8 @@ func (s *Store) Delete(ctx context.Context, entity, id string, ifMatch int64) er
 
 // load reads a record for a write, locking its doctor's row first on
 // Postgres so that every write touching a doctor's queue takes locks in one
-// order (doctor, then records), then the record itself.
+// order (doctor, then patient for an appointment, then records), then the
+// record itself.
 func (w *writer) load(entity, id string, ifMatch int64) (models.Record, error) {
 	if !models.ValidID(entity, id) {
 		return nil, models.NotFound(singular(entity))
@@ -144,6 +145,11 @@ func (w *writer) load(entity, id string, ifMatch int64) (models.Record, error) {
 		}
 		if _, err := w.lockDoctor(*d, true); err != nil {
 			return nil, err
+		}
+		if a, ok := rec.(*models.Appointment); ok {
+			if _, err := w.lockPatient(a.PatientID, true); err != nil {
+				return nil, err
+			}
 		}
 		rec = models.Resources[entity].New()
 		q = w.tx.Where("tenant_id = ? AND id = ? AND deleted_at IS NULL", w.actor.TenantID, id)

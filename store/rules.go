@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
 	"gorm.io/gorm"
@@ -88,6 +89,99 @@ func (w *writer) lockDoctor(id string, archivedOK bool) (*models.Doctor, error) 
 	return d, nil
 }
 
+// lockPatient locks a patient's row (FOR UPDATE on Postgres): the
+// per-patient mutex of bookings, so that two bookings of one patient with
+// two doctors (two different doctor locks) cannot both pass the overlap
+// check. Lock order: doctor, then patient, then the records themselves.
+// An archived patient is ENOTFOUND naming patient_id unless archivedOK.
+func (w *writer) lockPatient(id string, archivedOK bool) (*models.Patient, error) {
+	p := &models.Patient{}
+	err := w.lockQuery(w.tx.Where("tenant_id = ? AND id = ?", w.actor.TenantID, id)).Take(p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && p.DeletedAt != nil && !archivedOK) {
+		return nil, &models.Error{Code: models.ENOTFOUND, Message: "patient_id: no such patient",
+			Fields: []models.FieldError{{Field: "patient_id", Message: "no such patient"}}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock patient: %w", err)
+	}
+	return p, nil
+}
+
+// doctor returns the doctor locked in this transaction, locking it now
+// (archived or not) if it is not yet.
+func (w *writer) doctor(id string) (*models.Doctor, error) {
+	if d := w.doctors[id]; d != nil {
+		return d, nil
+	}
+	return w.lockDoctor(id, true)
+}
+
+// checkSlot applies the booking rule to a new or rescheduled appointment,
+// under its doctor's and patient's row locks: no other occupying
+// appointment of the doctor or the patient overlaps its slot. Candidates
+// start within MaxAppointmentLength before a's start (no slot is longer),
+// which keeps the read on the (tenant, doctor|patient, starts_at) indexes.
+func (w *writer) checkSlot(a *models.Appointment) error {
+	var others []*models.Appointment
+	err := w.tx.Where("tenant_id = ? AND deleted_at IS NULL AND id <> ? AND status IN ? AND (doctor_id = ? OR patient_id = ?) AND starts_at < ? AND starts_at > ? AND ends_at > ?",
+		w.actor.TenantID, a.ID, models.OccupyingStatuses, a.DoctorID, a.PatientID, a.EndsAt, a.StartsAt.Add(-models.MaxAppointmentLength), a.StartsAt).
+		Order("starts_at, id").Limit(2 * models.MaxConflicts).Find(&others).Error
+	if err != nil {
+		return fmt.Errorf("overlapping appointments: %w", err)
+	}
+	return models.CheckOverlap(a, others)
+}
+
+// book applies the rules of a booking or reschedule to a, whose doctor and
+// patient must be active: it starts no earlier than the grace before now,
+// and overlaps none of its doctor's or patient's occupying appointments.
+// Locks: doctor, then patient (both held to commit).
+func (w *writer) book(a *models.Appointment, isNew bool) error {
+	if err := a.CheckStart(w.now, w.s.grace); err != nil {
+		return err
+	}
+	if isNew {
+		if _, err := w.lockDoctor(a.DoctorID, false); err != nil {
+			return err
+		}
+		if _, err := w.lockPatient(a.PatientID, false); err != nil {
+			return err
+		}
+	} else {
+		d, err := w.doctor(a.DoctorID)
+		if err != nil {
+			return err
+		}
+		if d.Archived() {
+			return models.ArchivedDoctor(d)
+		}
+		p, err := w.lockPatient(a.PatientID, true)
+		if err != nil {
+			return err
+		}
+		if p.DeletedAt != nil {
+			return models.ArchivedPatient(p)
+		}
+	}
+	return w.checkSlot(a)
+}
+
+// activeEntry returns the patient's active queue entry (waiting, called,
+// in progress) with the doctor on the day, or nil. The caller holds the
+// doctor's lock, which makes the answer hold to commit.
+func (w *writer) activeEntry(patientID, doctorID, day string) (*models.QueueEntry, error) {
+	q := &models.QueueEntry{}
+	err := w.lockQuery(w.tx.Where("tenant_id = ? AND doctor_id = ? AND day = ? AND patient_id = ? AND status IN ?",
+		w.actor.TenantID, doctorID, day, patientID, models.ActiveQueueStatuses)).Order("token").Take(q).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("active queue entry: %w", err)
+	}
+	return q, nil
+}
+
 // create applies the creation rules of rec's entity.
 func (w *writer) create(rec models.Record) error {
 	switch r := rec.(type) {
@@ -106,10 +200,8 @@ func (w *writer) create(rec models.Record) error {
 		if err := r.Validate(); err != nil {
 			return err
 		}
-		if _, err := w.lockDoctor(r.DoctorID, false); err != nil {
-			return err
-		}
-		if err := w.ref(&models.Patient{}, "patient_id", r.PatientID, false); err != nil {
+		r.ID = ""
+		if err := w.book(r, true); err != nil {
 			return err
 		}
 		r.Status = models.AppointmentScheduled
@@ -183,13 +275,37 @@ func (w *writer) createQueueEntry(q *models.QueueEntry) error {
 	return w.enqueue(q)
 }
 
-// enqueue gives q the next token of its doctor's day and inserts it.
+// enqueue gives q the next token of its doctor's day and inserts it,
+// unless the doctor is archived or the patient already has an active entry
+// with the doctor that day (ECONFLICT naming it). The caller holds the
+// doctor's lock (on Postgres; SQLite has one writer), which serialises
+// every enqueue of the doctor: the check holds to commit.
 func (w *writer) enqueue(q *models.QueueEntry) error {
+	d := w.doctors[q.DoctorID]
+	if d == nil {
+		if w.s.dialect == Postgres {
+			return fmt.Errorf("enqueue: doctor %s is not locked", q.DoctorID)
+		}
+		var err error
+		if d, err = w.lockDoctor(q.DoctorID, true); err != nil {
+			return err
+		}
+	}
+	if d.Archived() {
+		return models.ArchivedDoctor(d)
+	}
 	q.Day = w.s.now().In(w.s.loc).Format("2006-01-02")
 	q.Status = models.QueueWaiting
-	q.CalledAt, q.StartedAt, q.CompletedAt = nil, nil, nil
+	q.CalledAt, q.StartedAt, q.CompletedAt, q.RecalledAt, q.Recalls = nil, nil, nil, nil, 0
+	dup, err := w.activeEntry(q.PatientID, q.DoctorID, q.Day)
+	if err != nil {
+		return err
+	}
+	if dup != nil {
+		return models.DuplicateEntry(dup)
+	}
 	var last sql.NullInt64
-	err := w.tx.Table("queue_entries").Where("tenant_id = ? AND doctor_id = ? AND day = ?", w.actor.TenantID, q.DoctorID, q.Day).
+	err = w.tx.Table("queue_entries").Where("tenant_id = ? AND doctor_id = ? AND day = ?", w.actor.TenantID, q.DoctorID, q.Day).
 		Select("MAX(token)").Scan(&last).Error
 	if err != nil {
 		return fmt.Errorf("next token: %w", err)
@@ -244,6 +360,10 @@ func (w *writer) createVisit(v *models.Visit) error {
 		if err := w.ref(&models.Patient{}, "patient_id", v.PatientID, false); err != nil {
 			return err
 		}
+	} else if d, err := w.doctor(v.DoctorID); err != nil {
+		return err
+	} else if d.Archived() {
+		return models.ArchivedDoctor(d)
 	}
 	if entry != nil {
 		var open int64
@@ -314,10 +434,35 @@ func (w *writer) update(rec models.Record, update any) error {
 		if err := update.(*models.DoctorUpdate).Apply(r); err != nil {
 			return err
 		}
+		// Name, room and default consultation are on today's board.
+		w.touchBoard(r.ID, w.s.now().In(w.s.loc).Format(time.DateOnly))
 	case *models.Appointment:
 		from := r.Status
-		if err := update.(*models.AppointmentUpdate).Apply(r); err != nil {
+		u := update.(*models.AppointmentUpdate)
+		moved := u.Reschedules(r)
+		if err := u.Apply(r); err != nil {
 			return err
+		}
+		if moved && r.Status.Occupies() { // moved and cancelled at once holds no slot
+			if err := w.book(r, false); err != nil {
+				return err
+			}
+		}
+		if r.Status == models.AppointmentCheckedIn && from != r.Status {
+			d, err := w.doctor(r.DoctorID)
+			if err != nil {
+				return err
+			}
+			if d.Archived() {
+				return models.ArchivedDoctor(d)
+			}
+			p, err := w.lockPatient(r.PatientID, true)
+			if err != nil {
+				return err
+			}
+			if p.DeletedAt != nil {
+				return models.ArchivedPatient(p)
+			}
 		}
 		if err := w.save(r); err != nil {
 			return err
@@ -384,7 +529,7 @@ func (w *writer) openVisit(id string) error {
 // no-show settles the queue entry.
 func (w *writer) appointmentMoved(a *models.Appointment) error {
 	if a.Status == models.AppointmentCheckedIn {
-		return w.enqueue(&models.QueueEntry{PatientID: a.PatientID, DoctorID: a.DoctorID, AppointmentID: &a.ID, Priority: models.PriorityNormal})
+		return w.checkIn(a)
 	}
 	q, err := w.entryOf(a.ID)
 	if q == nil || err != nil {
@@ -393,7 +538,7 @@ func (w *writer) appointmentMoved(a *models.Appointment) error {
 	changed := false
 	switch a.Status {
 	case models.AppointmentInConsultation:
-		changed = q.AdvanceTo(models.QueueCalled, w.now)
+		changed = q.AdvanceTo(models.QueueInProgress, w.now)
 	case models.AppointmentCompleted:
 		changed = q.AdvanceTo(models.QueueCompleted, w.now)
 	case models.AppointmentCancelled:
@@ -407,8 +552,39 @@ func (w *writer) appointmentMoved(a *models.Appointment) error {
 	return nil
 }
 
+// checkIn queues the patient of an appointment just checked in. A patient
+// who already has an active entry with the doctor today (a walk-in entry
+// made before the appointment was found) keeps it: the entry is linked to
+// the appointment, keeps its token and place, and an entry already in
+// progress takes the appointment to in_consultation. An active entry
+// linked to another appointment is ECONFLICT naming it.
+func (w *writer) checkIn(a *models.Appointment) error {
+	day := w.s.now().In(w.s.loc).Format(time.DateOnly)
+	q, err := w.activeEntry(a.PatientID, a.DoctorID, day)
+	if err != nil {
+		return err
+	}
+	if q == nil {
+		return w.enqueue(&models.QueueEntry{PatientID: a.PatientID, DoctorID: a.DoctorID, AppointmentID: &a.ID, Priority: models.PriorityNormal})
+	}
+	if q.AppointmentID != nil && *q.AppointmentID != a.ID {
+		return models.Conflict("patient_id", fmt.Sprintf("the patient already has queue entry %s (token %d, %s) with this doctor today, for appointment %s",
+			q.ID, q.Token, q.Status, *q.AppointmentID), q.ID, *q.AppointmentID)
+	}
+	q.AppointmentID = &a.ID
+	if err := w.save(q); err != nil {
+		return err
+	}
+	if q.Status == models.QueueInProgress && a.AdvanceTo(models.AppointmentInConsultation) {
+		return w.save(a)
+	}
+	return nil
+}
+
 // queueMoved applies the rules that follow a queue entry's status change to
-// its appointment.
+// its appointment. Calling an entry does not touch the appointment (the
+// patient is on the way, and may not come: checked_in → no_show); the
+// consultation starts when the entry goes in progress.
 func (w *writer) queueMoved(q *models.QueueEntry) error {
 	if q.AppointmentID == nil {
 		return nil
@@ -423,7 +599,7 @@ func (w *writer) queueMoved(q *models.QueueEntry) error {
 	}
 	changed := false
 	switch q.Status {
-	case models.QueueCalled, models.QueueInProgress:
+	case models.QueueInProgress:
 		changed = a.AdvanceTo(models.AppointmentInConsultation)
 	case models.QueueCompleted:
 		changed = a.AdvanceTo(models.AppointmentCompleted)
@@ -448,6 +624,13 @@ func (w *writer) visitClosed(v *models.Visit) error {
 		if q.AdvanceTo(models.QueueCompleted, w.now) {
 			if err := w.save(q); err != nil {
 				return err
+			}
+			// An entry linked to its appointment after the visit opened
+			// (a walk-in whose appointment was then checked in).
+			if q.AppointmentID != nil && (v.AppointmentID == nil || *v.AppointmentID != *q.AppointmentID) {
+				if err := w.queueMoved(q); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -482,6 +665,8 @@ func (w *writer) entryOf(appointmentID string) (*models.QueueEntry, error) {
 // delete checks that the domain allows deleting rec.
 func (w *writer) delete(rec models.Record) error {
 	switch r := rec.(type) {
+	case *models.Doctor:
+		return w.archiveDoctor(r)
 	case *models.Appointment:
 		if r.Status == models.AppointmentCheckedIn || r.Status == models.AppointmentInConsultation || r.Status == models.AppointmentCompleted {
 			return models.Errorf(models.ECONFLICT, "a %s appointment cannot be deleted; cancel it instead", r.Status)
@@ -493,5 +678,46 @@ func (w *writer) delete(rec models.Record) error {
 			return models.Errorf(models.ECONFLICT, "only a draft invoice can be deleted; void it instead")
 		}
 	}
+	return nil
+}
+
+// archiveDoctor refuses to archive a doctor who still has work (active
+// queue entries today, or appointments holding a slot that has not ended):
+// ECONFLICT with the counts and the first ids. Otherwise it records that
+// the doctor's board of today changes, so the board event (archived: true)
+// takes the doctor off every display. The caller holds the doctor's row
+// lock (load), which every booking and enqueue of the doctor also takes.
+func (w *writer) archiveDoctor(d *models.Doctor) error {
+	day := w.s.now().In(w.s.loc).Format(time.DateOnly)
+	entries := func() *gorm.DB {
+		return w.tx.Model(&models.QueueEntry{}).Where("tenant_id = ? AND doctor_id = ? AND day = ? AND status IN ?",
+			w.actor.TenantID, d.ID, day, models.ActiveQueueStatuses)
+	}
+	appts := func() *gorm.DB {
+		return w.tx.Model(&models.Appointment{}).Where("tenant_id = ? AND doctor_id = ? AND deleted_at IS NULL AND status IN ? AND ends_at > ?",
+			w.actor.TenantID, d.ID, models.OccupyingStatuses, w.now)
+	}
+	var ne, na int64
+	var eids, aids []string
+	if err := entries().Count(&ne).Error; err != nil {
+		return fmt.Errorf("doctor's active entries: %w", err)
+	}
+	if err := appts().Count(&na).Error; err != nil {
+		return fmt.Errorf("doctor's upcoming appointments: %w", err)
+	}
+	if ne > 0 {
+		if err := entries().Order("token").Limit(models.MaxConflicts).Pluck("id", &eids).Error; err != nil {
+			return fmt.Errorf("doctor's active entries: %w", err)
+		}
+	}
+	if na > 0 {
+		if err := appts().Order("starts_at, id").Limit(models.MaxConflicts).Pluck("id", &aids).Error; err != nil {
+			return fmt.Errorf("doctor's upcoming appointments: %w", err)
+		}
+	}
+	if err := models.ArchiveBlockers(d, eids, aids, ne, na); err != nil {
+		return err
+	}
+	w.touchBoard(d.ID, day)
 	return nil
 }

@@ -52,6 +52,14 @@ type Options struct {
 	// examines; a delta with more changes answers EGONE (410: refetch the
 	// snapshot). DefaultMaxDeltaEvents when 0.
 	MaxDeltaEvents int
+	// BookingPastGrace is how long before now an appointment may start
+	// when it is booked or rescheduled: 0 means
+	// models.DefaultBookingPastGrace (15 minutes), a negative value none.
+	BookingPastGrace time.Duration
+	// DefaultConsultMinutes is the clinic's default consultation, the prior
+	// of the wait estimate for doctors without their own: 0 means
+	// models.DefaultConsultMinutes (10).
+	DefaultConsultMinutes int
 }
 
 // DefaultMaxDeltaEvents is the default Options.MaxDeltaEvents: a clinic's
@@ -68,6 +76,8 @@ type Store struct {
 	commit  func(string, int64, int)
 	// maxDelta bounds the log rows one delta examines.
 	maxDelta int
+	grace    time.Duration
+	consult  int
 }
 
 // Open connects to the database named by url (postgres://…, sqlite:PATH or
@@ -117,6 +127,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if s.loc == nil {
 		s.loc = time.UTC
+	}
+	switch s.grace = opts.BookingPastGrace; {
+	case s.grace == 0:
+		s.grace = models.DefaultBookingPastGrace
+	case s.grace < 0:
+		s.grace = 0
+	}
+	if s.consult = opts.DefaultConsultMinutes; s.consult <= 0 {
+		s.consult = models.DefaultConsultMinutes
 	}
 	if err := s.migrate(ctx); err != nil {
 		sqlDB.Close()

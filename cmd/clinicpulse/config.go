@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/internal/app"
+	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/polling"
 	"github.com/clinicpulse/clinicpulse/sse"
 	"github.com/clinicpulse/clinicpulse/store"
@@ -129,6 +130,11 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 	pc.LongPollsPerDisplay = e.integer("LONGPOLLS_PER_DISPLAY", pd.LongPollsPerDisplay, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
 	pc.LongPollsPerTenant = e.integer("LONGPOLLS_PER_TENANT", pd.LongPollsPerTenant, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
 	cfg.MaxDeltaEvents = e.integer("MAX_DELTA_EVENTS", store.DefaultMaxDeltaEvents, 1, 10_000_000, "at most 10000000")
+	cfg.BookingPastGrace = e.duration("BOOKING_PAST_GRACE", models.DefaultBookingPastGrace, 0)
+	if cfg.BookingPastGrace == 0 {
+		cfg.BookingPastGrace = -1 // "0s": no grace (the store reads 0 as its default)
+	}
+	cfg.DefaultConsultMinutes = e.integer("DEFAULT_CONSULT_MINUTES", models.DefaultConsultMinutes, 1, 480, "at most 480 (8 hours)")
 	sc.Addr = e.str("ADDR", ":8080")
 	sc.DebugAddr = getenv("DEBUG_ADDR")
 

@@ -63,6 +63,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"LONGPOLLS_PER_DISPLAY", "-1", 0, `LONGPOLLS_PER_DISPLAY="-1": must be at least 1`},
 		{"LONGPOLLS_PER_TENANT", "x", 0, `LONGPOLLS_PER_TENANT="x": not an integer`},
 		{"MAX_DELTA_EVENTS", "0", 0, `MAX_DELTA_EVENTS="0": must be at least 1`},
+		{"BOOKING_PAST_GRACE", "-5m", 0, `BOOKING_PAST_GRACE="-5m": must not be negative`},
+		{"DEFAULT_CONSULT_MINUTES", "0", 0, `DEFAULT_CONSULT_MINUTES="0": must be at least 1`},
 		{"CLINIC_TIMEZONE", "Mars/Olympus", 0, `CLINIC_TIMEZONE="Mars/Olympus": not an IANA time zone`},
 		{"JWT_SECRET", "short-secret-value", 0, "JWT_SECRET must be at least 32 bytes"},
 		{"TLS_CERT_FILE", "/nonexistent.pem", 0, "TLS_CERT_FILE and TLS_KEY_FILE must be set together"},

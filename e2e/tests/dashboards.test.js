@@ -136,7 +136,13 @@ test('screenshots of the consultation, patient, operations and home pages', asyn
   assert.equal(inv[0].total, 6000);
   await doc.click('[data-action="close-visit"]');
   await doc.locator('[data-consult] .empty-state').waitFor();
-  assert.equal((await server.api('GET', `/api/v1/visits/${visit.id}`)).status, 'closed');
+  // The page closes the visit optimistically: wait for the server's answer.
+  let closed;
+  for (let i = 0; i < 50 && closed !== 'closed'; i++) {
+    closed = (await server.api('GET', `/api/v1/visits/${visit.id}`)).status;
+    if (closed !== 'closed') await sleep(100);
+  }
+  assert.equal(closed, 'closed');
   await doc.close();
 
   // A patient second in line for Dr. Raman, on a phone.

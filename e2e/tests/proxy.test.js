@@ -51,7 +51,8 @@ test('behind a buffering nginx that cuts requests after 10 s, every update shows
   const patients = data.patients.slice(0, 10);
   for (const [i, p] of patients.entries()) {
     const t0 = Date.now();
-    const e = await server.api('POST', '/api/v1/queue', { patient_id: p.id, doctor_id: data.doctors[i % 3].id });
+    // Another doctor than the seed's: one active entry per patient per doctor.
+    const e = await server.api('POST', '/api/v1/queue', { patient_id: p.id, doctor_id: data.doctors[(i + 1) % 3].id });
     await desk.locator(`[data-entry-id="${e.id}"]`).waitFor({ timeout: 30000 });
     latencies.push(Date.now() - t0);
     await sleep(i % 3 === 2 ? 11000 : 500);

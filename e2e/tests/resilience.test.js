@@ -48,7 +48,8 @@ test('server restart: the badge goes red or amber, then green; nothing missed or
   await server.start();
   const walkins = data.patients.slice(0, 6);
   for (const [i, p] of walkins.entries()) {
-    await server.api('POST', '/api/v1/queue', { patient_id: p.id, doctor_id: data.doctors[i % 3].id });
+    // Another doctor than the appointment's: one active entry per patient per doctor.
+    await server.api('POST', '/api/v1/queue', { patient_id: p.id, doctor_id: data.doctors[(i + 1) % 3].id });
   }
   const back = Date.now();
   await badge(desk, 'live', 40000);
@@ -85,7 +86,7 @@ test('offline: two actions are queued and applied exactly once when the network 
   // 1. A walk-in through the dialog.
   await desk.click('[data-action="walkin"]');
   await desk.fill('#walkin-form [name=patient]', `${walkin.name} · ${walkin.mrn}`);
-  await desk.selectOption('#walkin-form [name=doctor]', data.doctors[2].id);
+  await desk.selectOption('#walkin-form [name=doctor]', data.doctors[0].id); // the seed queued this patient with doctors[2]
   await desk.click('#walkin-add');
   await desk.locator(`[data-pending="${walkin.id}"]`).waitFor();
   // 2. Call the next patient of Dr. Berg (optimistic).

@@ -60,6 +60,13 @@ type Config struct {
 	Location  *time.Location
 	Now       func() time.Time
 	Logger    *slog.Logger
+
+	// BookingPastGrace is how long before now an appointment may start
+	// when booked or rescheduled (0: 15 minutes; negative: none).
+	BookingPastGrace time.Duration
+	// DefaultConsultMinutes is the clinic's default consultation length,
+	// the wait estimate's prior for doctors without their own (0: 10).
+	DefaultConsultMinutes int
 }
 
 // App is a running ClinicPulse instance.
@@ -119,6 +126,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
 		MaxDeltaEvents: cfg.MaxDeltaEvents,
 		Now:            cfg.Now, Location: cfg.Location,
+		BookingPastGrace: cfg.BookingPastGrace, DefaultConsultMinutes: cfg.DefaultConsultMinutes,
 		OnCommit: func(tenant string, head int64, n int) {
 			a.Metrics.Committed.Add(float64(n))
 			rl.Nudge(tenant, head)

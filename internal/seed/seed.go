@@ -67,8 +67,9 @@ func Demo(ctx context.Context, st Store, now time.Time, loc *time.Location) (doc
 		}
 		patients = append(patients, id)
 	}
-	day := now.In(loc)
-	start := time.Date(day.Year(), day.Month(), day.Day(), 9, 0, 0, 0, loc)
+	// The day's appointments start at the next ten-minute mark: bookings in
+	// the past are refused, and the first five patients have arrived early.
+	start := now.In(loc).Truncate(10 * time.Minute).Add(10 * time.Minute)
 	var appts []string
 	for i := range 9 {
 		at := start.Add(time.Duration(i) * 20 * time.Minute)
