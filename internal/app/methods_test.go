@@ -166,9 +166,14 @@ func TestEveryRouteAnswersHEADAndWrongMethods(t *testing.T) {
 		path := concrete(pattern, ids)
 		// The methods of every pattern that matches the path: PATCH
 		// /api/v1/queue/board is /api/v1/queue/:id's.
+		// A last :param may span segments, but Echo does not backtrack to
+		// it from a route that matches the path segment by segment (as the
+		// path's own pattern does): /api/v1/queue/q_1/recall is
+		// /api/v1/queue/:id/recall's alone.
 		var ms []string
 		for p, m := range methods {
-			if matches(p, path) {
+			spans := !strings.HasSuffix(p, "*") && strings.Count(p, "/") != strings.Count(path, "/")
+			if matches(p, path) && !spans {
 				ms = append(ms, m...)
 			}
 		}
