@@ -112,6 +112,9 @@ func parseListQuery(c echo.Context, r *models.Resource) (models.ListQuery, error
 	var q models.ListQuery
 	var err error
 	qp := c.QueryParams()
+	if err := models.CheckParams(qp, r.KnowsParam); err != nil {
+		return q, err
+	}
 	if q.Limit, err = models.ParseLimit(qp.Get("limit")); err != nil {
 		return q, err
 	}
