@@ -71,7 +71,7 @@ func TestInvalidTextRefused(t *testing.T) {
 	s := apptest.Start(t)
 	c := newClinic(t, s, "text")
 	visit := c.create(t, "visits", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
-	inv := c.create(t, "invoices", map[string]any{"patient_id": c.patient, "currency": "EUR"})["id"].(string)
+	inv := c.create(t, "invoices", map[string]any{"patient_id": c.patient, "currency": "EUR", "lines": []map[string]any{{"description": "x", "quantity": 1, "unit_price": 1}}})["id"].(string)
 	for _, tc := range []struct {
 		name, method, path, body, field string
 		headers                         []string

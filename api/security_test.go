@@ -95,7 +95,7 @@ func TestTenantIsolation(t *testing.T) {
 	v := a.create(t, "visits", map[string]any{"queue_entry_id": q["id"]})
 	ids["visits"] = v["id"].(string)
 	ids["prescriptions"] = a.create(t, "prescriptions", map[string]any{"visit_id": v["id"], "items": []map[string]any{{"drug": "d", "dose": "1"}}})["id"].(string)
-	ids["invoices"] = a.create(t, "invoices", map[string]any{"visit_id": v["id"], "currency": "USD"})["id"].(string)
+	ids["invoices"] = a.create(t, "invoices", map[string]any{"visit_id": v["id"], "currency": "USD", "lines": []map[string]any{{"description": "x", "quantity": 1, "unit_price": 1}}})["id"].(string)
 
 	before := counts(t, s)
 	for res, id := range ids {
@@ -122,7 +122,7 @@ func TestTenantIsolation(t *testing.T) {
 		"appointments":  {"patient_id": b.patient, "doctor_id": a.doctor, "starts_at": start, "ends_at": start.Add(time.Hour)},
 		"visits":        {"queue_entry_id": ids["queue"]},
 		"prescriptions": {"visit_id": ids["visits"], "items": []map[string]any{{"drug": "d", "dose": "1"}}},
-		"invoices":      {"visit_id": ids["visits"], "currency": "USD"},
+		"invoices":      {"visit_id": ids["visits"], "currency": "USD", "lines": []map[string]any{{"description": "x", "quantity": 1, "unit_price": 1}}},
 	} {
 		if r := b.do(t, http.MethodPost, "/api/v1/"+res, body); r.Status != http.StatusNotFound {
 			t.Errorf("B POST %s referencing A: %d %s, want 404", res, r.Status, r.Body)

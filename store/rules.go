@@ -44,6 +44,10 @@ func (w *writer) save(rec models.Record) error {
 }
 
 func duplicate(rec models.Record) error {
+	if rec.Entity() == models.EntityInvoice {
+		// invoices_one_per_visit: a racing invoice committed first.
+		return invoiceExists("")
+	}
 	if rec.Entity() == models.EntityPatient {
 		return &models.Error{Code: models.ECONFLICT, Message: "mrn: already used by another patient",
 			Fields: []models.FieldError{{Field: "mrn", Message: "already used by another patient"}}}
@@ -135,13 +139,18 @@ func (w *writer) create(rec models.Record) error {
 		}
 		if r.VisitID != nil {
 			v := &models.Visit{}
-			if err := w.ref(v, "visit_id", *r.VisitID, false); err != nil {
+			// The visit's row lock orders racing invoices for one visit;
+			// the partial unique index invoices_one_per_visit backs it.
+			if err := w.ref(v, "visit_id", *r.VisitID, true); err != nil {
 				return err
 			}
 			if r.PatientID != "" && r.PatientID != v.PatientID {
 				return models.Invalid("patient_id", "is not the visit's patient")
 			}
 			r.PatientID = v.PatientID
+			if err := w.oneInvoicePerVisit(v.ID); err != nil {
+				return err
+			}
 		}
 		if err := w.ref(&models.Patient{}, "patient_id", r.PatientID, false); err != nil {
 			return err
@@ -365,6 +374,31 @@ func (w *writer) update(rec models.Record, update any) error {
 		return fmt.Errorf("update: unknown record %T", rec)
 	}
 	return w.save(rec)
+}
+
+// oneInvoicePerVisit answers ECONFLICT naming the visit's invoice that is
+// not void, if there is one: a visit is billed once; voiding the invoice
+// makes room for its replacement.
+func (w *writer) oneInvoicePerVisit(visitID string) error {
+	var ids []string
+	err := w.tx.Model(&models.Invoice{}).Where("tenant_id = ? AND visit_id = ? AND status <> ? AND deleted_at IS NULL",
+		w.actor.TenantID, visitID, models.InvoiceVoid).Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return fmt.Errorf("invoices of visit: %w", err)
+	}
+	if len(ids) > 0 {
+		return invoiceExists(ids[0])
+	}
+	return nil
+}
+
+func invoiceExists(id string) *models.Error {
+	msg := "the visit already has an invoice"
+	if id != "" {
+		msg += " (" + id + "); void it to bill the visit again"
+	}
+	return &models.Error{Code: models.ECONFLICT, Message: "visit_id: " + msg,
+		Fields: []models.FieldError{{Field: "visit_id", Message: msg}}}
 }
 
 // openVisit answers ECONFLICT unless the visit is open.
