@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/clinicpulse/clinicpulse/internal/apptest"
+	"github.com/clinicpulse/clinicpulse/models"
 )
 
 // openVisit queues the patient with the clinic's doctor and opens a visit.
@@ -133,4 +134,11 @@ func TestInvoiceOnePerVisitRace(t *testing.T) {
 		// Close the visit so the next round's queue entry is new.
 		c.patch(t, "visits", visit, map[string]any{"status": "closed"}, http.StatusOK)
 	}
+}
+
+// asDoctor makes the clinic's staff token its doctor's (a doctor is staff:
+// it can do what the coordinator does, and prescribe on its own visits).
+func (c *clinic) asDoctor() *clinic {
+	c.staff = c.s.Token(c.tenant, models.RoleDoctor, c.doctor)
+	return c
 }

@@ -27,7 +27,7 @@ func problemFields(t *testing.T, r *apptest.Response) []string {
 // once.
 func TestErrorsNameTheField(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "fields")
+	c := newClinic(t, s, "fields").asDoctor()
 	visit := c.openVisit(t, c.patient)
 	for _, tc := range []struct {
 		name, method, path string

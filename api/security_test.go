@@ -81,8 +81,8 @@ func TestTokens(t *testing.T) {
 // by every method, and never sees A's records in lists or the board.
 func TestTenantIsolation(t *testing.T) {
 	s := apptest.Start(t)
-	a := newClinic(t, s, "tenant-a")
-	b := newClinic(t, s, "tenant-b")
+	a := newClinic(t, s, "tenant-a").asDoctor()
+	b := newClinic(t, s, "tenant-b").asDoctor()
 	start := time.Now().UTC().Add(time.Hour)
 	ids := map[string]string{
 		"patients": a.patient,
@@ -241,7 +241,7 @@ func TestIdempotencyAndIfMatch(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "bad")
+	c := newClinic(t, s, "bad").asDoctor()
 	q := c.create(t, "queue", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
 	huge := `{"name":"` + strings.Repeat("a", 1<<20) + `"}`
 	for _, tc := range []struct {

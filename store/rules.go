@@ -122,6 +122,9 @@ func (w *writer) create(rec models.Record) error {
 	case *models.Visit:
 		return w.createVisit(r)
 	case *models.Prescription:
+		if w.actor.Role != models.RoleDoctor {
+			return models.CanPrescribe(w.actor, "") // refused before the visit is looked up
+		}
 		if err := r.Validate(); err != nil {
 			return err
 		}
@@ -129,10 +132,15 @@ func (w *writer) create(rec models.Record) error {
 		if err := w.ref(v, "visit_id", r.VisitID, true); err != nil {
 			return err
 		}
+		if err := models.CanPrescribe(w.actor, v.DoctorID); err != nil {
+			return err
+		}
 		if v.Status != models.VisitOpen {
 			return models.Errorf(models.ECONFLICT, "prescriptions belong to an open visit; this one is closed")
 		}
 		r.PatientID, r.DoctorID = v.PatientID, v.DoctorID
+		now := w.now
+		r.PrescribedBy, r.PrescribedAt = w.actor.Subject, &now
 	case *models.Invoice:
 		if err := r.Validate(); err != nil {
 			return err
@@ -360,6 +368,9 @@ func (w *writer) update(rec models.Record, update any) error {
 		}
 		return nil
 	case *models.Prescription:
+		if err := models.CanPrescribe(w.actor, r.DoctorID); err != nil {
+			return err
+		}
 		if err := w.openVisit(r.VisitID); err != nil {
 			return err
 		}
@@ -521,6 +532,9 @@ func (w *writer) delete(rec models.Record) error {
 			return models.Errorf(models.ECONFLICT, "a %s appointment cannot be deleted; cancel it instead", r.Status)
 		}
 	case *models.Prescription:
+		if err := models.CanPrescribe(w.actor, r.DoctorID); err != nil {
+			return err
+		}
 		return w.openVisit(r.VisitID)
 	case *models.Invoice:
 		if r.Status != models.InvoiceDraft {

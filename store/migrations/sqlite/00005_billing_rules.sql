@@ -11,5 +11,14 @@ WHERE visit_id IS NOT NULL AND status <> 'void' AND deleted_at IS NULL
 CREATE UNIQUE INDEX invoices_one_per_visit ON invoices (tenant_id, visit_id)
     WHERE visit_id IS NOT NULL AND status <> 'void' AND deleted_at IS NULL;
 
+-- Who prescribed and when. Only the visit's doctor prescribes from now on;
+-- for older prescriptions the prescriber was not recorded (''), and the time
+-- is when the row was created.
+ALTER TABLE prescriptions ADD COLUMN prescribed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE prescriptions ADD COLUMN prescribed_at DATETIME;
+UPDATE prescriptions SET prescribed_at = created_at;
+
 -- +goose Down
+ALTER TABLE prescriptions DROP COLUMN prescribed_at;
+ALTER TABLE prescriptions DROP COLUMN prescribed_by;
 DROP INDEX invoices_one_per_visit;
