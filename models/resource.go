@@ -17,6 +17,8 @@ type ListQuery struct {
 	// Filters holds equality filters by field name (as in Resource.Filters);
 	// "date" filters appointments by day and queue entries by day.
 	Filters map[string]string
+	// Search, for a list that takes ?q=, selects the records it finds.
+	Search *Search
 }
 
 // Limits of a list page.

@@ -286,6 +286,9 @@ func (s *Store) filter(tx *gorm.DB, a models.Actor, entity string, q models.List
 			db = db.Where("patient_id = ?", a.Subject)
 		}
 	}
+	if q.Search != nil && entity == models.EntityPatient {
+		db = search(db, a.TenantID, q.Search)
+	}
 	for k, v := range q.Filters {
 		switch {
 		case k == "date" && entity == models.EntityAppointment:
@@ -354,4 +357,84 @@ func typed[T any, P interface {
 		}
 		return out
 	}}
+}
+
+// searchRow is one search token of a patient (table patient_search).
+type searchRow struct {
+	TenantID  string
+	Token     string
+	PatientID string
+}
+
+func (searchRow) TableName() string { return "patient_search" }
+
+// indexPatient replaces the patient's search tokens, in the write's
+// transaction.
+func indexPatient(tx *gorm.DB, p *models.Patient) error {
+	if err := tx.Where("patient_id = ?", p.ID).Delete(&searchRow{}).Error; err != nil {
+		return fmt.Errorf("unindex patient: %w", err)
+	}
+	toks := p.SearchTokens()
+	if len(toks) == 0 {
+		return nil
+	}
+	rows := make([]searchRow, len(toks))
+	for i, t := range toks {
+		rows[i] = searchRow{TenantID: p.TenantID, Token: t, PatientID: p.ID}
+	}
+	if err := tx.Create(&rows).Error; err != nil {
+		return fmt.Errorf("index patient: %w", err)
+	}
+	return nil
+}
+
+// search narrows a patients query to the patients q finds (see
+// models.Search): every name prefix, or the exact MRN, or the phone suffix.
+// Each is a range or equality on patient_search's primary key.
+func search(db *gorm.DB, tenant string, q *models.Search) *gorm.DB {
+	tok := func(cond string, args ...any) *gorm.DB {
+		return db.Session(&gorm.Session{NewDB: true}).Table("patient_search").Select("patient_id").
+			Where("tenant_id = ?", tenant).Where(cond, args...)
+	}
+	names := db.Session(&gorm.Session{NewDB: true})
+	for _, p := range q.NamePrefixes {
+		names = names.Where("id IN (?)", tok("token >= ? AND token < ?", p, models.PrefixEnd(p)))
+	}
+	or := db.Session(&gorm.Session{NewDB: true}).Where(names).Or("id IN (?)", tok("token = ?", q.MRN))
+	if q.Phone != "" {
+		or = or.Or("id IN (?)", tok("token >= ? AND token < ?", q.Phone, models.PrefixEnd(q.Phone)))
+	}
+	return db.Where(or)
+}
+
+// indexUnsearchable gives the patients that have no search tokens theirs
+// (the patients of a database migrated to 00005), in batches.
+func (s *Store) indexUnsearchable(ctx context.Context) error {
+	for {
+		var ps []*models.Patient
+		err := s.db.WithContext(ctx).Where("NOT EXISTS (SELECT 1 FROM patient_search ps WHERE ps.patient_id = patients.id)").
+			Order("id").Limit(500).Find(&ps).Error
+		if err != nil {
+			return fmt.Errorf("store: patients to index: %w", err)
+		}
+		n := 0
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, p := range ps {
+				if len(p.SearchTokens()) == 0 {
+					continue
+				}
+				n++
+				if err := indexPatient(tx, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: index patients: %w", err)
+		}
+		if len(ps) < 500 || n == 0 {
+			return nil
+		}
+	}
 }

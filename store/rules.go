@@ -26,6 +26,11 @@ func (w *writer) insert(rec models.Record) error {
 		}
 		return fmt.Errorf("insert %s: %w", rec.Entity(), err)
 	}
+	if p, ok := rec.(*models.Patient); ok {
+		if err := indexPatient(w.tx, p); err != nil {
+			return err
+		}
+	}
 	w.emit(rec, models.OpCreated)
 	return nil
 }
@@ -38,6 +43,11 @@ func (w *writer) save(rec models.Record) error {
 			return duplicate(rec)
 		}
 		return fmt.Errorf("save %s: %w", rec.Entity(), err)
+	}
+	if p, ok := rec.(*models.Patient); ok {
+		if err := indexPatient(w.tx, p); err != nil {
+			return err
+		}
 	}
 	w.emit(rec, models.OpUpdated)
 	return nil

@@ -18,7 +18,22 @@ ALTER TABLE prescriptions ADD COLUMN prescribed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE prescriptions ADD COLUMN prescribed_at TIMESTAMPTZ;
 UPDATE prescriptions SET prescribed_at = created_at;
 
+-- Patient search (?q=): each patient's search tokens (models.SearchTokens:
+-- folded name words, the MRN, the phone's digits reversed), kept in the
+-- write's transaction. The primary key serves exact tokens and prefixes as
+-- byte ranges (token >= p AND token < p || U+10FFFF); Postgres compares in
+-- byte order only under COLLATE "C". Patients that exist before this
+-- migration are indexed by the store when it opens.
+CREATE TABLE patient_search (
+    tenant_id  TEXT NOT NULL,
+    token      TEXT COLLATE "C" NOT NULL,
+    patient_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, token, patient_id)
+);
+CREATE INDEX patient_search_patient ON patient_search (patient_id);
+
 -- +goose Down
+DROP TABLE patient_search;
 ALTER TABLE prescriptions DROP COLUMN prescribed_at;
 ALTER TABLE prescriptions DROP COLUMN prescribed_by;
 DROP INDEX invoices_one_per_visit;
