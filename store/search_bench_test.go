@@ -30,7 +30,7 @@ func seedPatients(tb testing.TB, db *gorm.DB, tenant string, n int) {
 		var pats, toks []row
 		for i := start; i < min(n, start+1000); i++ {
 			s1, s2, s3 := syllables[i%24], syllables[(i/24)%24], syllables[(i/576)%24]
-			p := &models.Patient{Name: firstNames[i%20] + " " + strings.ToUpper(s1[:1]) + s1[1:] + s2 + s3,
+			p := &models.Patient{Name: firstNames[i%20] + " " + strings.ToUpper(string([]rune(s1)[:1])) + string([]rune(s1)[1:]) + s2 + s3,
 				Phone: fmt.Sprintf("+1 555 %07d", i), MRN: fmt.Sprintf("MRN-%07d", i)}
 			p.ID = fmt.Sprintf("pat_%020d", i)
 			pats = append(pats, row{"id": p.ID, "tenant_id": tenant, "version": 1, "created_at": now, "updated_at": now,
