@@ -94,11 +94,11 @@ const (
 	tokenPhone = "p:" // the phone's digits, reversed: a suffix is a prefix
 )
 
-var folder = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC, cases.Fold())
-
 // Fold normalises text for search: no accents, case-folded ("Ñúñez" →
-// "nunez", "STRASSE" and "Straße" → "strasse").
+// "nunez", "STRASSE" and "Straße" → "strasse"). A chain holds buffers and
+// state, so each call builds its own (it is not safe to share).
 func Fold(s string) string {
+	folder := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC, cases.Fold())
 	out, _, err := transform.String(folder, s)
 	if err != nil {
 		return strings.ToLower(s)

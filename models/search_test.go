@@ -81,3 +81,22 @@ func FuzzCheckParams(f *testing.F) {
 		}
 	})
 }
+
+// Fold is safe for concurrent use (run with -race).
+func TestFoldConcurrent(t *testing.T) {
+	done := make(chan string, 8)
+	for range 8 {
+		go func() {
+			var out string
+			for range 200 {
+				out = Fold("María José Ñúñez Strauß")
+			}
+			done <- out
+		}()
+	}
+	for range 8 {
+		if got := <-done; got != "maria jose nunez strauss" {
+			t.Fatalf("Fold = %q", got)
+		}
+	}
+}
