@@ -113,6 +113,9 @@ func parseListQuery(c echo.Context, r *models.Resource) (models.ListQuery, error
 	var q models.ListQuery
 	var err error
 	qp := c.QueryParams()
+	if err := models.CheckParams(qp, r.KnowsParam); err != nil {
+		return q, err
+	}
 	if q.Limit, err = models.ParseLimit(qp.Get("limit")); err != nil {
 		return q, err
 	}
@@ -124,6 +127,14 @@ func parseListQuery(c echo.Context, r *models.Resource) (models.ListQuery, error
 	}
 	if q.After = qp.Get("after"); q.After != "" && !models.ValidID(r.Name, q.After) {
 		return q, models.Invalid("after", "is not an id of this resource")
+	}
+	if v, ok := qp["q"]; ok && r.Search {
+		if len(v) != 1 {
+			return q, models.Invalid("q", "must be given at most once")
+		}
+		if q.Search, err = models.ParseSearch(v[0]); err != nil {
+			return q, err
+		}
 	}
 	for name, check := range r.Filters {
 		if v, ok := qp[name]; ok {

@@ -71,7 +71,7 @@ func TestInvalidTextRefused(t *testing.T) {
 	s := apptest.Start(t)
 	c := newClinic(t, s, "text")
 	visit := c.create(t, "visits", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
-	inv := c.create(t, "invoices", map[string]any{"patient_id": c.patient, "currency": "EUR"})["id"].(string)
+	inv := c.create(t, "invoices", map[string]any{"patient_id": c.patient, "currency": "EUR", "lines": []map[string]any{{"description": "x", "quantity": 1, "unit_price": 1}}})["id"].(string)
 	for _, tc := range []struct {
 		name, method, path, body, field string
 		headers                         []string
@@ -133,7 +133,7 @@ func TestInvalidTextRefused(t *testing.T) {
 // the resource's snake_case field names, is a 400 naming it, at every depth.
 func TestStrictMemberNames(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "names")
+	c := newClinic(t, s, "names").asDoctor()
 	visit := c.create(t, "visits", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
 	rx := c.create(t, "prescriptions", map[string]any{"visit_id": visit, "items": []map[string]any{{"drug": "d", "dose": "1"}}})["id"].(string)
 	for _, tc := range []struct{ name, method, path, body, field string }{
@@ -222,7 +222,7 @@ func TestIdempotencyKeysScopedToCaller(t *testing.T) {
 // characters, free text in bytes (64 KiB), at the exact boundaries.
 func TestFieldLimitsCountCharacters(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "limits")
+	c := newClinic(t, s, "limits").asDoctor()
 	visit := c.create(t, "visits", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
 	// 21,845 × "王" is 65,535 bytes.
 	text := func(n int) string { return strings.Repeat("王", 21845) + strings.Repeat("a", n-65535) }

@@ -12,7 +12,7 @@ import (
 
 func TestResourceLifecycle(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "life")
+	c := newClinic(t, s, "life").asDoctor()
 	start := time.Now().UTC().Truncate(time.Minute).Add(time.Hour)
 	appt := c.create(t, "appointments", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor,
 		"starts_at": start, "ends_at": start.Add(20 * time.Minute), "reason": "Cough"})
@@ -224,7 +224,7 @@ func maps(a, b map[string]int64) bool {
 
 func TestCrossEntityRules(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "rules")
+	c := newClinic(t, s, "rules").asDoctor()
 	start := time.Now().UTC().Add(time.Hour)
 	newAppt := func() string {
 		return c.create(t, "appointments", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor, "starts_at": start, "ends_at": start.Add(15 * time.Minute)})["id"].(string)

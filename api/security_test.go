@@ -81,8 +81,8 @@ func TestTokens(t *testing.T) {
 // by every method, and never sees A's records in lists or the board.
 func TestTenantIsolation(t *testing.T) {
 	s := apptest.Start(t)
-	a := newClinic(t, s, "tenant-a")
-	b := newClinic(t, s, "tenant-b")
+	a := newClinic(t, s, "tenant-a").asDoctor()
+	b := newClinic(t, s, "tenant-b").asDoctor()
 	start := time.Now().UTC().Add(time.Hour)
 	ids := map[string]string{
 		"patients": a.patient,
@@ -95,7 +95,7 @@ func TestTenantIsolation(t *testing.T) {
 	v := a.create(t, "visits", map[string]any{"queue_entry_id": q["id"]})
 	ids["visits"] = v["id"].(string)
 	ids["prescriptions"] = a.create(t, "prescriptions", map[string]any{"visit_id": v["id"], "items": []map[string]any{{"drug": "d", "dose": "1"}}})["id"].(string)
-	ids["invoices"] = a.create(t, "invoices", map[string]any{"visit_id": v["id"], "currency": "USD"})["id"].(string)
+	ids["invoices"] = a.create(t, "invoices", map[string]any{"visit_id": v["id"], "currency": "USD", "lines": []map[string]any{{"description": "x", "quantity": 1, "unit_price": 1}}})["id"].(string)
 
 	before := counts(t, s)
 	for res, id := range ids {
@@ -122,7 +122,7 @@ func TestTenantIsolation(t *testing.T) {
 		"appointments":  {"patient_id": b.patient, "doctor_id": a.doctor, "starts_at": start, "ends_at": start.Add(time.Hour)},
 		"visits":        {"queue_entry_id": ids["queue"]},
 		"prescriptions": {"visit_id": ids["visits"], "items": []map[string]any{{"drug": "d", "dose": "1"}}},
-		"invoices":      {"visit_id": ids["visits"], "currency": "USD"},
+		"invoices":      {"visit_id": ids["visits"], "currency": "USD", "lines": []map[string]any{{"description": "x", "quantity": 1, "unit_price": 1}}},
 	} {
 		if r := b.do(t, http.MethodPost, "/api/v1/"+res, body); r.Status != http.StatusNotFound {
 			t.Errorf("B POST %s referencing A: %d %s, want 404", res, r.Status, r.Body)
@@ -241,7 +241,7 @@ func TestIdempotencyAndIfMatch(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	s := apptest.Start(t)
-	c := newClinic(t, s, "bad")
+	c := newClinic(t, s, "bad").asDoctor()
 	q := c.create(t, "queue", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})["id"].(string)
 	huge := `{"name":"` + strings.Repeat("a", 1<<20) + `"}`
 	for _, tc := range []struct {

@@ -156,11 +156,14 @@ func (a *Appointment) Validate() error {
 	var v Validation
 	checkRef(&v, "patient_id", EntityPatient, a.PatientID, true)
 	checkRef(&v, "doctor_id", EntityDoctor, a.DoctorID, true)
-	switch {
-	case a.StartsAt.IsZero():
+	if a.StartsAt.IsZero() {
 		v.Add("starts_at", "is required")
-	case a.EndsAt.IsZero():
+	}
+	if a.EndsAt.IsZero() {
 		v.Add("ends_at", "is required")
+	}
+	switch {
+	case a.StartsAt.IsZero() || a.EndsAt.IsZero():
 	case !a.EndsAt.After(a.StartsAt):
 		v.Add("ends_at", "must be after starts_at")
 	case a.EndsAt.Sub(a.StartsAt) > MaxAppointmentLength:

@@ -1,9 +1,10 @@
 package models
 
 import (
-	"math"
 	"strconv"
 	"strings"
+
+	"github.com/bojanz/currency"
 )
 
 // InvoiceStatus is where an invoice stands.
@@ -45,43 +46,84 @@ type Invoice struct {
 func (*Invoice) Entity() string    { return EntityInvoice }
 func (i *Invoice) Patient() string { return i.PatientID }
 
-// maxAmount keeps totals exact in JavaScript clients (2^53).
-const maxAmount = 1 << 53
+// MaxAmount bounds a unit price, a line's amount and an invoice's total,
+// in minor units: 2^53, so that every amount is exact in JavaScript clients.
+const MaxAmount = 1 << 53
 
-// Validate checks the fields a client sets and computes the total.
+// MaxQuantity bounds a line's quantity.
+const MaxQuantity = 1_000_000
+
+// ValidCurrency reports whether code (upper case) is an ISO 4217 code in
+// current use, per the CLDR data of github.com/bojanz/currency (CLDR 48.1 in
+// v1.4.2; the package follows CLDR releases). golang.org/x/text/currency was
+// considered and refused: its tables are CLDR 32 (2017), so ParseISO refuses
+// VES, SLE and ZWG and accepts withdrawn codes (HRK, DEM), metals (XAU) and
+// XTS/XXX. Withdrawn codes, metals and test codes are refused here.
+func ValidCurrency(code string) bool {
+	return code != "" && currency.IsValid(code)
+}
+
+// Validate checks the fields a client sets and computes the total. It names
+// every invalid field at once: visit_id (or patient_id for an invoice
+// without a visit), currency (an ISO 4217 code in use, see ValidCurrency),
+// lines (one to 200), and per line lines[i].description, lines[i].quantity
+// (1..MaxQuantity) and lines[i].unit_price (0..MaxAmount). Amounts are
+// checked before they are multiplied or added: a line whose amount or whose
+// running total would pass MaxAmount is named (lines[i].quantity), so no
+// arithmetic overflows.
 func (inv *Invoice) Validate() error {
 	var v Validation
-	if inv.VisitID != nil {
+	switch {
+	case inv.VisitID != nil:
 		checkRef(&v, "visit_id", EntityVisit, *inv.VisitID, true)
+		checkRef(&v, "patient_id", EntityPatient, inv.PatientID, false)
+	case inv.PatientID == "":
+		v.Add("visit_id", "is required (or patient_id, for an invoice without a visit)")
+	default:
+		checkRef(&v, "patient_id", EntityPatient, inv.PatientID, true)
 	}
-	checkRef(&v, "patient_id", EntityPatient, inv.PatientID, inv.VisitID == nil)
 	inv.Currency = strings.ToUpper(inv.Currency)
-	if len(inv.Currency) != 3 || strings.Trim(inv.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		v.Add("currency", "must be a three-letter ISO 4217 code")
+	switch {
+	case inv.Currency == "":
+		v.Add("currency", "is required")
+	case !ValidCurrency(inv.Currency):
+		v.Add("currency", "must be an ISO 4217 currency code in use, such as EUR or USD")
 	}
-	if len(inv.Lines) > maxItems {
-		v.Add("lines", "has too many lines")
+	switch {
+	case len(inv.Lines) == 0:
+		v.Add("lines", "needs at least one line")
+	case len(inv.Lines) > maxItems:
+		v.Add("lines", "has too many lines: at most "+strconv.Itoa(maxItems))
 	}
 	if inv.Lines == nil {
 		inv.Lines = []InvoiceLine{}
 	}
 	var total int64
+	overflow := false
 	for i, l := range inv.Lines {
 		f := "lines[" + strconv.Itoa(i) + "]."
 		checkFreeText(&v, f+"description", l.Description, MaxTextLen, true)
-		switch {
-		case l.Quantity <= 0 || l.Quantity > 1_000_000:
-			v.Add(f+"quantity", "must be between 1 and 1000000")
-		case l.UnitPrice < 0 || l.UnitPrice > maxAmount:
-			v.Add(f+"unit_price", "must be between 0 and 2^53")
-		case l.UnitPrice > 0 && l.Quantity > (math.MaxInt64-total)/l.UnitPrice:
-			v.Add(f+"quantity", "makes the total overflow")
-		default:
-			total += l.Quantity * l.UnitPrice
+		ok := true
+		if l.Quantity <= 0 || l.Quantity > MaxQuantity {
+			v.Add(f+"quantity", "must be an integer from 1 to "+strconv.Itoa(MaxQuantity))
+			ok = false
 		}
-	}
-	if total > maxAmount {
-		v.Add("lines", "total exceeds 2^53 minor units")
+		if l.UnitPrice < 0 || l.UnitPrice > MaxAmount {
+			v.Add(f+"unit_price", "must be an integer from 0 to 2^53 minor units")
+			ok = false
+		}
+		if !ok || overflow {
+			continue
+		}
+		// Checked: quantity ≤ 10^6 and unit_price ≤ 2^53, so the product
+		// fits in int64 only when unit_price ≤ (MaxAmount-total)/quantity,
+		// which is tested first.
+		if l.UnitPrice > (MaxAmount-total)/l.Quantity {
+			v.Add(f+"quantity", "makes the total exceed 2^53 minor units")
+			overflow = true
+			continue
+		}
+		total += l.Quantity * l.UnitPrice
 	}
 	inv.Total = total
 	return v.Err()

@@ -1,6 +1,9 @@
 package models
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // PrescriptionItem is one drug of a prescription.
 type PrescriptionItem struct {
@@ -12,12 +15,36 @@ type PrescriptionItem struct {
 }
 
 // Prescription belongs to a visit; it can change while the visit is open.
+// Only the visit's doctor prescribes (see CanPrescribe); PrescribedBy and
+// PrescribedAt record who wrote it and when (the store sets them; a client's
+// values are ignored). Prescriptions written before migration 00005 have
+// PrescribedBy "" (not recorded) and PrescribedAt their created_at.
 type Prescription struct {
 	Meta
-	VisitID   string             `json:"visit_id" gorm:"not null"`
-	PatientID string             `json:"patient_id" gorm:"not null"`
-	DoctorID  string             `json:"doctor_id" gorm:"not null"`
-	Items     []PrescriptionItem `json:"items" gorm:"serializer:json;not null"`
+	VisitID      string             `json:"visit_id" gorm:"not null"`
+	PatientID    string             `json:"patient_id" gorm:"not null"`
+	DoctorID     string             `json:"doctor_id" gorm:"not null"`
+	Items        []PrescriptionItem `json:"items" gorm:"serializer:json;not null"`
+	PrescribedBy string             `json:"prescribed_by" gorm:"not null"`
+	PrescribedAt *time.Time         `json:"prescribed_at"`
+}
+
+// CanPrescribe applies the prescribing rule: only a doctor prescribes, and
+// only on a visit that is theirs — a doctor token's sub is its doctor's id,
+// and it must be the visit's doctor_id (visitDoctor). There is no covering:
+// an admin, a coordinator or another doctor cannot write, change or delete
+// a prescription on the visit; reassigning the visit to the covering doctor
+// is how cover works. The answer is EFORBIDDEN (naming visit_id when the
+// visit is another doctor's), or nil.
+func CanPrescribe(a Actor, visitDoctor string) error {
+	if a.Role != RoleDoctor {
+		return Errorf(EFORBIDDEN, "only a doctor prescribes; a %s token cannot", a.Role)
+	}
+	if a.Subject != visitDoctor {
+		return &Error{Code: EFORBIDDEN, Message: "visit_id: is another doctor's visit; a doctor prescribes only on their own visits",
+			Fields: []FieldError{{Field: "visit_id", Message: "is another doctor's visit; a doctor prescribes only on their own visits"}}}
+	}
+	return nil
 }
 
 func (*Prescription) Entity() string    { return EntityPrescription }

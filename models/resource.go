@@ -1,8 +1,12 @@
 package models
 
 import (
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ListQuery selects a page of a resource's list, or its changes since a cursor.
@@ -13,6 +17,8 @@ type ListQuery struct {
 	// Filters holds equality filters by field name (as in Resource.Filters);
 	// "date" filters appointments by day and queue entries by day.
 	Filters map[string]string
+	// Search, for a list that takes ?q=, selects the records it finds.
+	Search *Search
 }
 
 // Limits of a list page.
@@ -40,6 +46,50 @@ type Resource struct {
 	Filters map[string]func(string) bool
 	// Deletable reports whether DELETE is allowed at all.
 	Deletable bool
+	// Search reports whether the list takes ?q= (a search, see
+	// ParseSearch).
+	Search bool
+}
+
+// ListParams are the query parameters every list knows besides its
+// filters: the page (limit, after), the delta (since), the poll (wait,
+// stream), a platform token's tenant (tenant_id) and "_", the cache-buster
+// some HTTP clients add.
+var ListParams = []string{"limit", "after", "since", "wait", "stream", "tenant_id", "_"}
+
+// KnowsParam reports whether the resource's list takes the query parameter.
+func (r *Resource) KnowsParam(name string) bool {
+	if _, ok := r.Filters[name]; ok {
+		return true
+	}
+	return slices.Contains(ListParams, name) || (r.Search && name == "q")
+}
+
+// CheckParams refuses query parameters that known does not know: a typo
+// (?doctorId=, ?name=) must not silently answer the unfiltered list. The
+// EINVALID error names every unknown parameter, in name order, each cut
+// to 64 characters (a name that is not UTF-8 text is named "query").
+func CheckParams(v url.Values, known func(string) bool) error {
+	var names []string
+	for k := range v {
+		if !known(k) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	var val Validation
+	for _, k := range names {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			k = "query"
+		} else if utf8.RuneCountInString(k) > 64 {
+			k = string([]rune(k)[:64]) + "…"
+		}
+		val.Add(k, "is not a known query parameter")
+		if len(val) == 20 {
+			break
+		}
+	}
+	return val.Err()
 }
 
 func isID(entity string) func(string) bool {
@@ -58,7 +108,7 @@ func isShort(s string) bool { return ValidLine(s, maxShort) }
 var Resources = map[string]*Resource{
 	EntityPatient: {
 		Name: EntityPatient, New: func() Record { return &Patient{} }, NewUpdate: func() any { return &PatientUpdate{} },
-		Filters: map[string]func(string) bool{"mrn": isShort}, Deletable: true,
+		Filters: map[string]func(string) bool{"mrn": isShort}, Deletable: true, Search: true,
 	},
 	EntityDoctor: {
 		Name: EntityDoctor, New: func() Record { return &Doctor{} }, NewUpdate: func() any { return &DoctorUpdate{} },

@@ -32,13 +32,20 @@ type Visit struct {
 func (*Visit) Entity() string    { return EntityVisit }
 func (v *Visit) Patient() string { return v.PatientID }
 
-// Validate checks the fields a client sets. Patient and doctor may be left
-// out when a queue entry or appointment names them.
+// Validate checks the fields a client sets, naming every invalid one. A
+// visit is opened from queue_entry_id, or appointment_id, or patient_id and
+// doctor_id; patient and doctor may be left out when a queue entry or
+// appointment names them, and an empty body asks for queue_entry_id.
 func (v *Visit) Validate() error {
 	var val Validation
 	linked := v.QueueEntryID != nil || v.AppointmentID != nil
-	checkRef(&val, "patient_id", EntityPatient, v.PatientID, !linked)
-	checkRef(&val, "doctor_id", EntityDoctor, v.DoctorID, !linked)
+	if !linked && v.PatientID == "" && v.DoctorID == "" {
+		// Nothing names the visit: ask for the usual way first.
+		val.Add("queue_entry_id", "is required (or appointment_id, or patient_id and doctor_id for a visit without either)")
+	} else {
+		checkRef(&val, "patient_id", EntityPatient, v.PatientID, !linked)
+		checkRef(&val, "doctor_id", EntityDoctor, v.DoctorID, !linked)
+	}
 	if v.QueueEntryID != nil {
 		checkRef(&val, "queue_entry_id", EntityQueue, *v.QueueEntryID, true)
 	}

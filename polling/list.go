@@ -2,7 +2,9 @@ package polling
 
 import (
 	"net/http"
+	"net/url"
 	"path"
+	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/labstack/echo/v4"
@@ -18,10 +20,17 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			resource := path.Base(c.Path())
-			if _, ok := models.Resources[resource]; !ok {
+			r, ok := models.Resources[resource]
+			if !ok {
 				return next(c)
 			}
-			a, q, err := p.begin(c, parseListQuery)
+			a, q, err := p.begin(c, func(v url.Values, maxWait time.Duration) (Query, error) {
+				q, err := parseListQuery(v, maxWait)
+				if err == nil {
+					err = models.CheckParams(v, r.KnowsParam)
+				}
+				return q, err
+			})
 			if err != nil {
 				return err
 			}

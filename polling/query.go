@@ -40,11 +40,15 @@ func (q Query) deadline() time.Time {
 
 // ParseQuery parses the parameters of GET /events: since, limit, topics, wait
 // and stream. A parameter that does not parse, is out of range or is
-// repeated is an EINVALID error naming it; unknown parameters are ignored
-// (cache-busters such as _=1700000000 are common).
+// repeated is an EINVALID error naming it; so is an unknown one (a typo
+// must not silently answer every topic) — except tenant_id (a platform
+// token's tenant) and "_", the cache-buster some clients add.
 func ParseQuery(v url.Values, maxWait time.Duration) (Query, error) {
 	q, err := parseCommon(v, maxWait)
 	if err != nil {
+		return q, err
+	}
+	if err := models.CheckParams(v, eventsParam); err != nil {
 		return q, err
 	}
 	s, ok, err := single(v, "topics")
@@ -128,6 +132,15 @@ func parseCommon(v url.Values, maxWait time.Duration) (Query, error) {
 		}
 	}
 	return q, nil
+}
+
+// eventsParam reports whether GET /events takes the query parameter.
+func eventsParam(name string) bool {
+	switch name {
+	case "since", "limit", "topics", "wait", "stream", "tenant_id", "_":
+		return true
+	}
+	return false
 }
 
 func text(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }

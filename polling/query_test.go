@@ -40,6 +40,7 @@ func TestParseQuery(t *testing.T) {
 		"wait=56": "wait", "wait=-1": "wait", "wait=": "wait", "wait=1s": "wait",
 		"stream=up": "stream", "stream=": "stream",
 		"topics=": "topics", "topics=x": "topics", "topics=queue&topics=board": "topics",
+		"topic=queue": "topic", "since=0&sinc=1": "sinc",
 	}
 	for raw, field := range bad {
 		v, _ := url.ParseQuery(raw)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +123,13 @@ func (s *Store) Delete(ctx context.Context, entity, id string, ifMatch int64) er
 		rec.Base().Touch(w.actor.TenantID, "", w.now)
 		if err := w.tx.Save(rec).Error; err != nil {
 			return nil, fmt.Errorf("delete: %w", err)
+		}
+		if rec.Entity() == models.EntityPatient {
+			// An archived patient is not searchable (the search's page
+			// limit relies on tokens of live patients only).
+			if err := w.tx.Where("patient_id = ?", rec.Base().ID).Delete(&searchRow{}).Error; err != nil {
+				return nil, fmt.Errorf("delete: unindex patient: %w", err)
+			}
 		}
 		w.emit(rec, models.OpDeleted)
 		return nil, nil
@@ -336,6 +344,13 @@ func (s *Store) filter(tx *gorm.DB, a models.Actor, entity string, q models.List
 			db = db.Where("patient_id = ?", a.Subject)
 		}
 	}
+	if q.Search != nil && entity == models.EntityPatient {
+		limit := 0
+		if q.Since == 0 && len(q.Filters) == 0 && a.Role != models.RolePatient {
+			limit = q.Limit + 1
+		}
+		db = search(db, a.TenantID, q.Search, q.After, limit)
+	}
 	for k, v := range q.Filters {
 		switch {
 		case k == "date" && entity == models.EntityAppointment:
@@ -404,4 +419,97 @@ func typed[T any, P interface {
 		}
 		return out
 	}}
+}
+
+// searchRow is one search token of a patient (table patient_search).
+type searchRow struct {
+	TenantID  string
+	Token     string
+	PatientID string
+}
+
+func (searchRow) TableName() string { return "patient_search" }
+
+// indexPatient replaces the patient's search tokens, in the write's
+// transaction.
+func indexPatient(tx *gorm.DB, p *models.Patient) error {
+	if err := tx.Where("patient_id = ?", p.ID).Delete(&searchRow{}).Error; err != nil {
+		return fmt.Errorf("unindex patient: %w", err)
+	}
+	toks := p.SearchTokens()
+	if len(toks) == 0 {
+		return nil
+	}
+	rows := make([]searchRow, len(toks))
+	for i, t := range toks {
+		rows[i] = searchRow{TenantID: p.TenantID, Token: t, PatientID: p.ID}
+	}
+	if err := tx.Create(&rows).Error; err != nil {
+		return fmt.Errorf("index patient: %w", err)
+	}
+	return nil
+}
+
+// search narrows a patients query to the patients q finds (see
+// models.Search): every name prefix, or the exact MRN, or the phone suffix,
+// each a range or equality on patient_search's primary key. The candidate
+// ids are taken from the token index alone, in id order; with limit > 0
+// (a page with no other condition: the tokens are those of live patients
+// only) just the first limit after the id after, so a prefix that many
+// patients share sorts ids, not rows.
+func search(db *gorm.DB, tenant string, q *models.Search, after string, limit int) *gorm.DB {
+	tok := func(cond string, args ...any) *gorm.DB {
+		t := db.Session(&gorm.Session{NewDB: true}).Table("patient_search").Select("patient_id").
+			Where("tenant_id = ?", tenant).Where(cond, args...)
+		if after != "" {
+			t = t.Where("patient_id > ?", after)
+		}
+		return t
+	}
+	names := tok("token >= ? AND token < ?", q.NamePrefixes[0], models.PrefixEnd(q.NamePrefixes[0]))
+	for _, p := range q.NamePrefixes[1:] {
+		names = names.Where("patient_id IN (?)", tok("token >= ? AND token < ?", p, models.PrefixEnd(p)))
+	}
+	parts := []any{names, tok("token = ?", q.MRN)}
+	sql := "? UNION ?"
+	if q.Phone != "" {
+		parts = append(parts, tok("token >= ? AND token < ?", q.Phone, models.PrefixEnd(q.Phone)))
+		sql += " UNION ?"
+	}
+	if limit > 0 {
+		sql = "SELECT patient_id FROM (" + sql + ") c ORDER BY patient_id LIMIT " + strconv.Itoa(limit)
+	}
+	return db.Where("id IN (?)", db.Session(&gorm.Session{NewDB: true}).Raw(sql, parts...))
+}
+
+// indexUnsearchable gives the patients that have no search tokens theirs
+// (the patients of a database migrated to 00005), in batches.
+func (s *Store) indexUnsearchable(ctx context.Context) error {
+	for {
+		var ps []*models.Patient
+		err := s.db.WithContext(ctx).Where("deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM patient_search ps WHERE ps.patient_id = patients.id)").
+			Order("id").Limit(500).Find(&ps).Error
+		if err != nil {
+			return fmt.Errorf("store: patients to index: %w", err)
+		}
+		n := 0
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, p := range ps {
+				if len(p.SearchTokens()) == 0 {
+					continue
+				}
+				n++
+				if err := indexPatient(tx, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: index patients: %w", err)
+		}
+		if len(ps) < 500 || n == 0 {
+			return nil
+		}
+	}
 }

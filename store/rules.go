@@ -27,6 +27,11 @@ func (w *writer) insert(rec models.Record) error {
 		}
 		return fmt.Errorf("insert %s: %w", rec.Entity(), err)
 	}
+	if p, ok := rec.(*models.Patient); ok {
+		if err := indexPatient(w.tx, p); err != nil {
+			return err
+		}
+	}
 	w.emit(rec, models.OpCreated)
 	return nil
 }
@@ -40,11 +45,20 @@ func (w *writer) save(rec models.Record) error {
 		}
 		return fmt.Errorf("save %s: %w", rec.Entity(), err)
 	}
+	if p, ok := rec.(*models.Patient); ok {
+		if err := indexPatient(w.tx, p); err != nil {
+			return err
+		}
+	}
 	w.emit(rec, models.OpUpdated)
 	return nil
 }
 
 func duplicate(rec models.Record) error {
+	if rec.Entity() == models.EntityInvoice {
+		// invoices_one_per_visit: a racing invoice committed first.
+		return invoiceExists("")
+	}
 	if rec.Entity() == models.EntityPatient {
 		return &models.Error{Code: models.ECONFLICT, Message: "mrn: already used by another patient",
 			Fields: []models.FieldError{{Field: "mrn", Message: "already used by another patient"}}}
@@ -210,6 +224,9 @@ func (w *writer) create(rec models.Record) error {
 	case *models.Visit:
 		return w.createVisit(r)
 	case *models.Prescription:
+		if w.actor.Role != models.RoleDoctor {
+			return models.CanPrescribe(w.actor, "") // refused before the visit is looked up
+		}
 		if err := r.Validate(); err != nil {
 			return err
 		}
@@ -217,23 +234,33 @@ func (w *writer) create(rec models.Record) error {
 		if err := w.ref(v, "visit_id", r.VisitID, true); err != nil {
 			return err
 		}
+		if err := models.CanPrescribe(w.actor, v.DoctorID); err != nil {
+			return err
+		}
 		if v.Status != models.VisitOpen {
 			return models.Errorf(models.ECONFLICT, "prescriptions belong to an open visit; this one is closed")
 		}
 		r.PatientID, r.DoctorID = v.PatientID, v.DoctorID
+		now := w.now
+		r.PrescribedBy, r.PrescribedAt = w.actor.Subject, &now
 	case *models.Invoice:
 		if err := r.Validate(); err != nil {
 			return err
 		}
 		if r.VisitID != nil {
 			v := &models.Visit{}
-			if err := w.ref(v, "visit_id", *r.VisitID, false); err != nil {
+			// The visit's row lock orders racing invoices for one visit;
+			// the partial unique index invoices_one_per_visit backs it.
+			if err := w.ref(v, "visit_id", *r.VisitID, true); err != nil {
 				return err
 			}
 			if r.PatientID != "" && r.PatientID != v.PatientID {
 				return models.Invalid("patient_id", "is not the visit's patient")
 			}
 			r.PatientID = v.PatientID
+			if err := w.oneInvoicePerVisit(v.ID); err != nil {
+				return err
+			}
 		}
 		if err := w.ref(&models.Patient{}, "patient_id", r.PatientID, false); err != nil {
 			return err
@@ -496,6 +523,9 @@ func (w *writer) update(rec models.Record, update any) error {
 		}
 		return nil
 	case *models.Prescription:
+		if err := models.CanPrescribe(w.actor, r.DoctorID); err != nil {
+			return err
+		}
 		if err := w.openVisit(r.VisitID); err != nil {
 			return err
 		}
@@ -510,6 +540,31 @@ func (w *writer) update(rec models.Record, update any) error {
 		return fmt.Errorf("update: unknown record %T", rec)
 	}
 	return w.save(rec)
+}
+
+// oneInvoicePerVisit answers ECONFLICT naming the visit's invoice that is
+// not void, if there is one: a visit is billed once; voiding the invoice
+// makes room for its replacement.
+func (w *writer) oneInvoicePerVisit(visitID string) error {
+	var ids []string
+	err := w.tx.Model(&models.Invoice{}).Where("tenant_id = ? AND visit_id = ? AND status <> ? AND deleted_at IS NULL",
+		w.actor.TenantID, visitID, models.InvoiceVoid).Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return fmt.Errorf("invoices of visit: %w", err)
+	}
+	if len(ids) > 0 {
+		return invoiceExists(ids[0])
+	}
+	return nil
+}
+
+func invoiceExists(id string) *models.Error {
+	msg := "the visit already has an invoice"
+	if id != "" {
+		msg += " (" + id + "); void it to bill the visit again"
+	}
+	return &models.Error{Code: models.ECONFLICT, Message: "visit_id: " + msg,
+		Fields: []models.FieldError{{Field: "visit_id", Message: msg}}}
 }
 
 // openVisit answers ECONFLICT unless the visit is open.
@@ -672,6 +727,9 @@ func (w *writer) delete(rec models.Record) error {
 			return models.Errorf(models.ECONFLICT, "a %s appointment cannot be deleted; cancel it instead", r.Status)
 		}
 	case *models.Prescription:
+		if err := models.CanPrescribe(w.actor, r.DoctorID); err != nil {
+			return err
+		}
 		return w.openVisit(r.VisitID)
 	case *models.Invoice:
 		if r.Status != models.InvoiceDraft {

@@ -141,6 +141,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		sqlDB.Close()
 		return nil, err
 	}
+	if err := s.indexUnsearchable(ctx); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
