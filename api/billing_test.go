@@ -18,9 +18,9 @@ func (c *clinic) openVisit(t *testing.T, patient string) string {
 	return c.create(t, "visits", map[string]any{"queue_entry_id": q["id"]})["id"].(string)
 }
 
-// refused asserts a request is refused with status naming field, and that
+// refusedField asserts a request is refused with status naming field, and that
 // it wrote nothing: no row, no event.
-func (c *clinic) refused(t *testing.T, method, path string, body any, status int, field string) {
+func (c *clinic) refusedField(t *testing.T, method, path string, body any, status int, field string) {
 	t.Helper()
 	before := counts(t, c.s)
 	expectProblem(t, c.do(t, method, path, body), status, field)
@@ -61,7 +61,7 @@ func TestInvoiceRules(t *testing.T) {
 		{"int64 wrap", map[string]any{"visit_id": visit, "currency": "EUR", "lines": []any{line("a", 1_000_000, 9_223_372_036_854)}}, "lines[0].quantity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c.refused(t, http.MethodPost, "/api/v1/invoices", tc.body, http.StatusBadRequest, tc.field)
+			c.refusedField(t, http.MethodPost, "/api/v1/invoices", tc.body, http.StatusBadRequest, tc.field)
 		})
 	}
 
@@ -83,10 +83,10 @@ func TestInvoiceRules(t *testing.T) {
 	if !strings.Contains(string(r.Body), id) {
 		t.Fatalf("conflict does not name invoice %s: %s", id, r.Body)
 	}
-	c.refused(t, http.MethodPost, "/api/v1/invoices", map[string]any{"visit_id": visit, "currency": "EUR", "lines": []any{line("a", 1, 1)}}, http.StatusConflict, "visit_id")
+	c.refusedField(t, http.MethodPost, "/api/v1/invoices", map[string]any{"visit_id": visit, "currency": "EUR", "lines": []any{line("a", 1, 1)}}, http.StatusConflict, "visit_id")
 	// Lines cannot be emptied, nor the currency made up, on a draft.
-	c.refused(t, http.MethodPatch, "/api/v1/invoices/"+id, map[string]any{"lines": []any{}}, http.StatusBadRequest, "lines")
-	c.refused(t, http.MethodPatch, "/api/v1/invoices/"+id, map[string]any{"currency": "XTS"}, http.StatusBadRequest, "currency")
+	c.refusedField(t, http.MethodPatch, "/api/v1/invoices/"+id, map[string]any{"lines": []any{}}, http.StatusBadRequest, "lines")
+	c.refusedField(t, http.MethodPatch, "/api/v1/invoices/"+id, map[string]any{"currency": "XTS"}, http.StatusBadRequest, "currency")
 	// Voiding it makes room for the replacement.
 	c.patch(t, "invoices", id, map[string]any{"status": "void"}, http.StatusOK)
 	c.create(t, "invoices", map[string]any{"visit_id": visit, "currency": "EUR", "lines": []any{line("Consultation", 1, 4500)}})
