@@ -17,6 +17,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/polling"
 	"github.com/clinicpulse/clinicpulse/sse"
 	"github.com/clinicpulse/clinicpulse/store"
+	"golang.org/x/time/rate"
 )
 
 // Fixed HTTP server timeouts (RFC 9112 leaves them to the server).
@@ -129,6 +130,8 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 	pc.LongPollsPerPatient = e.integer("LONGPOLLS_PER_PATIENT", pd.LongPollsPerPatient, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
 	pc.LongPollsPerDisplay = e.integer("LONGPOLLS_PER_DISPLAY", pd.LongPollsPerDisplay, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
 	pc.LongPollsPerTenant = e.integer("LONGPOLLS_PER_TENANT", pd.LongPollsPerTenant, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	pc.Rate = rate.Limit(e.integer("POLLS_PER_SECOND", int(pd.Rate), 1, 1_000_000, "at most 1000000"))
+	pc.Burst = e.integer("POLLS_BURST", pd.Burst, 1, 1_000_000, "at most 1000000")
 	cfg.MaxDeltaEvents = e.integer("MAX_DELTA_EVENTS", store.DefaultMaxDeltaEvents, 1, 10_000_000, "at most 10000000")
 	cfg.BookingPastGrace = e.duration("BOOKING_PAST_GRACE", models.DefaultBookingPastGrace, 0)
 	if cfg.BookingPastGrace == 0 {

@@ -143,7 +143,11 @@ func startServer(ctx context.Context, bin, dbURL string, ct *clientTLS, env ...s
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "ADDR="+addr, "JWT_SECRET="+secret, "DATABASE_URL="+dbURL, "DEV=0", "HEARTBEAT=15s")
+	cmd.Env = append(os.Environ(), "ADDR="+addr, "JWT_SECRET="+secret, "DATABASE_URL="+dbURL, "DEV=0", "HEARTBEAT=15s",
+		// One admin identity opens every subscriber and poller: lift the
+		// per-identity and per-tenant bounds a clinic runs with.
+		"STREAMS_PER_STAFF=1000000", "STREAMS_PER_TENANT=1000000", "STREAM_OPENS_PER_SECOND=10000", "STREAM_OPENS_BURST=10000",
+		"LONGPOLLS_PER_STAFF=1000000", "LONGPOLLS_PER_TENANT=1000000", "POLLS_PER_SECOND=1000000", "POLLS_BURST=1000000")
 	cmd.Env = append(cmd.Env, env...)
 	s := &server{cmd: cmd, addr: addr, base: "http://" + addr}
 	probe := http.DefaultClient
