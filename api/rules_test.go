@@ -128,6 +128,11 @@ func TestBookingRules(t *testing.T) {
 		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": at, "ends_at": at.Add(-time.Minute)}, "ends_at"},
 		{c.book(p3, doc2, time.Now().UTC().Add(-20*time.Minute), 30), "starts_at"},
 		{c.book(p3, doc2, time.Now().UTC().Add(-48*time.Hour), 30), "starts_at"},
+		// Too far ahead, and an offset that puts the time past year 9999
+		// in UTC (a 500 from the event's JSON before): 400 naming the field.
+		{c.book(p3, doc2, time.Now().UTC().Add(6*365*24*time.Hour), 30), "starts_at"},
+		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": "9999-12-31T23:00:00-23:59", "ends_at": "9999-12-31T23:30:00-23:59"}, "starts_at"},
+		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": "9999-12-31T23:00:00Z", "ends_at": "9999-12-31T23:30:00Z"}, "starts_at"},
 	} {
 		expectProblem(t, c.refused(t, 400, "POST", "/api/v1/appointments", bad.body), 400, bad.field)
 	}
@@ -139,6 +144,7 @@ func TestBookingRules(t *testing.T) {
 	expectConflict(t, c.refused(t, 409, "PATCH", "/api/v1/appointments/"+id(b), map[string]any{"starts_at": at.Add(10 * time.Minute)}), "doctor_id", id(a))
 	expectProblem(t, c.refused(t, 400, "PATCH", "/api/v1/appointments/"+id(b), map[string]any{"starts_at": at.Add(-3 * time.Hour), "ends_at": at.Add(-170 * time.Minute)}), 400, "starts_at")
 	expectProblem(t, c.refused(t, 400, "PATCH", "/api/v1/appointments/"+id(b), map[string]any{"ends_at": at}), 400, "ends_at")
+	expectProblem(t, c.refused(t, 400, "PATCH", "/api/v1/appointments/"+id(b), map[string]any{"starts_at": "9999-12-31T23:10:00-02:00", "ends_at": "9999-12-31T23:20:00-02:00"}), 400, "starts_at")
 	if got := c.get(t, "appointments", id(b)); got["version"] != before["version"] || got["starts_at"] != before["starts_at"] {
 		t.Fatalf("refused reschedule changed %v → %v", before, got)
 	}
@@ -458,6 +464,13 @@ func TestArchivingADoctor(t *testing.T) {
 	c.patch(t, "queue", id(e), map[string]any{"status": "cancelled"}, 200)
 	expectConflict(t, c.refused(t, 409, "DELETE", "/api/v1/doctors/"+c.doctor, nil), "", id(a))
 	c.patch(t, "appointments", id(a), map[string]any{"status": "cancelled"}, 200)
+	// An open visit is work too (its doctor prescribes and invoices on it).
+	v := c.create(t, "visits", map[string]any{"patient_id": c.patient2, "doctor_id": c.doctor})
+	p = expectConflict(t, c.refused(t, 409, "DELETE", "/api/v1/doctors/"+c.doctor, nil), "", id(v))
+	if !strings.Contains(p.Detail, "1 open visit") {
+		t.Fatalf("detail: %s", p.Detail)
+	}
+	c.patch(t, "visits", id(v), map[string]any{"status": "closed"}, 200)
 
 	// Settled: archived, with a board event that takes the doctor off the displays.
 	_, mark := c.events(t, 0)

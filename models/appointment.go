@@ -56,11 +56,21 @@ func (a *Appointment) Overlaps(b *Appointment) bool {
 	return a.StartsAt.Before(b.EndsAt) && b.StartsAt.Before(a.EndsAt)
 }
 
-// CheckStart refuses a slot that starts more than grace before now, as
-// EINVALID naming starts_at. It applies to a booking and to a reschedule.
+// MaxBookingAhead is how far ahead of now an appointment may start: five
+// years of 365 days. A clinic's diary reaches a year or two; a date beyond
+// that is a typo (and a far one, such as year 9999 with a negative UTC
+// offset, is not even a time the log can record).
+const MaxBookingAhead = 5 * 365 * 24 * time.Hour
+
+// CheckStart refuses a slot that starts more than grace before now or more
+// than MaxBookingAhead after it, as EINVALID naming starts_at. It applies to
+// a booking and to a reschedule.
 func (a *Appointment) CheckStart(now time.Time, grace time.Duration) error {
 	if a.StartsAt.Before(now.Add(-grace)) {
 		return Invalid("starts_at", fmt.Sprintf("is in the past: an appointment may start at most %s before now", humanDuration(grace)))
+	}
+	if a.StartsAt.After(now.Add(MaxBookingAhead)) {
+		return Invalid("starts_at", "is too far ahead: an appointment may start at most five years from now")
 	}
 	return nil
 }
@@ -161,6 +171,16 @@ func (a *Appointment) Validate() error {
 	}
 	if a.EndsAt.IsZero() {
 		v.Add("ends_at", "is required")
+	}
+	// RFC 3339 allows offsets that put a time outside years 0001–9999 in
+	// UTC, which no JSON envelope of the log can carry.
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"starts_at", a.StartsAt}, {"ends_at", a.EndsAt}} {
+		if y := f.t.UTC().Year(); !f.t.IsZero() && (y < 1 || y > 9999) {
+			v.Add(f.name, "must be a time between the years 0001 and 9999 in UTC")
+		}
 	}
 	switch {
 	case a.StartsAt.IsZero() || a.EndsAt.IsZero():

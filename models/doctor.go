@@ -75,17 +75,19 @@ func (u *DoctorUpdate) Apply(d *Doctor) error {
 }
 
 // ArchiveBlockers is the 409 for archiving a doctor who still has work:
-// active queue entries today (entries) and appointments that hold a slot
-// and have not ended (appointments). Their ids go in Conflicts, entries
-// first, at most MaxConflicts; the message gives the counts. It returns
-// nil when both are empty.
-func ArchiveBlockers(d *Doctor, entries, appointments []string, entryCount, appointmentCount int64) error {
-	if entryCount == 0 && appointmentCount == 0 {
+// active queue entries today (entries), appointments that hold a slot and
+// have not ended (appointments) and open visits (visits). Their ids go in
+// Conflicts, in that order, at most MaxConflicts; the message gives the
+// counts. It returns nil when all three are empty.
+func ArchiveBlockers(d *Doctor, entries, appointments, visits []string, entryCount, appointmentCount, visitCount int64) error {
+	if entryCount == 0 && appointmentCount == 0 && visitCount == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("%s still has %d active queue %s today and %d upcoming %s; complete, cancel or mark them no-show first",
-		d.Name, entryCount, plural(entryCount, "entry", "entries"), appointmentCount, plural(appointmentCount, "appointment", "appointments"))
-	return Conflict("", msg, append(append([]string{}, entries...), appointments...)...)
+	msg := fmt.Sprintf("%s still has %d active queue %s today, %d upcoming %s and %d open %s; complete, cancel or mark them no-show, and close the visits, first",
+		d.Name, entryCount, plural(entryCount, "entry", "entries"), appointmentCount, plural(appointmentCount, "appointment", "appointments"),
+		visitCount, plural(visitCount, "visit", "visits"))
+	ids := append(append(append([]string{}, entries...), appointments...), visits...)
+	return Conflict("", msg, ids[:min(len(ids), MaxConflicts)]...)
 }
 
 func plural(n int64, one, many string) string {

@@ -740,7 +740,8 @@ func (w *writer) delete(rec models.Record) error {
 }
 
 // archiveDoctor refuses to archive a doctor who still has work (active
-// queue entries today, or appointments holding a slot that has not ended):
+// queue entries today, appointments holding a slot that has not ended, or
+// open visits):
 // ECONFLICT with the counts and the first ids. Otherwise it records that
 // the doctor's board of today changes, so the board event (archived: true)
 // takes the doctor off every display. The caller holds the doctor's row
@@ -773,7 +774,22 @@ func (w *writer) archiveDoctor(d *models.Doctor) error {
 			return fmt.Errorf("doctor's upcoming appointments: %w", err)
 		}
 	}
-	if err := models.ArchiveBlockers(d, eids, aids, ne, na); err != nil {
+	// An open visit is work too: its doctor prescribes and invoices on it.
+	visits := func() *gorm.DB {
+		return w.tx.Model(&models.Visit{}).Where("tenant_id = ? AND doctor_id = ? AND deleted_at IS NULL AND status = ?",
+			w.actor.TenantID, d.ID, models.VisitOpen)
+	}
+	var nv int64
+	var vids []string
+	if err := visits().Count(&nv).Error; err != nil {
+		return fmt.Errorf("doctor's open visits: %w", err)
+	}
+	if nv > 0 {
+		if err := visits().Order("id").Limit(models.MaxConflicts).Pluck("id", &vids).Error; err != nil {
+			return fmt.Errorf("doctor's open visits: %w", err)
+		}
+	}
+	if err := models.ArchiveBlockers(d, eids, aids, vids, ne, na, nv); err != nil {
 		return err
 	}
 	w.touchBoard(d.ID, day)
