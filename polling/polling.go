@@ -115,50 +115,32 @@ func DefaultConfig() Config {
 	}
 }
 
+// orDefault sets *v to def when *v is zero or negative (a Config field left
+// unset).
+func orDefault[T ~int | ~int64 | ~float64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Intervals.Live <= 0 {
-		c.Intervals.Live = d.Intervals.Live
-	}
-	if c.Intervals.Default <= 0 {
-		c.Intervals.Default = d.Intervals.Default
-	}
-	if c.Intervals.Down <= 0 {
-		c.Intervals.Down = d.Intervals.Down
-	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = d.MaxWait
-	}
-	if c.Rate <= 0 {
-		c.Rate = d.Rate
-	}
-	if c.Burst <= 0 {
-		c.Burst = d.Burst
-	}
-	if c.MaxIdentities <= 0 {
-		c.MaxIdentities = d.MaxIdentities
-	}
-	if c.LongPollsPerDisplay <= 0 {
-		c.LongPollsPerDisplay = d.LongPollsPerDisplay
-	}
-	if c.LongPollsPerPatient <= 0 {
-		c.LongPollsPerPatient = d.LongPollsPerPatient
-	}
-	if c.LongPollsPerStaff <= 0 {
-		c.LongPollsPerStaff = d.LongPollsPerStaff
-	}
-	if c.LongPollsPerTenant <= 0 {
-		c.LongPollsPerTenant = d.LongPollsPerTenant
-	}
-	if c.OverloadRate <= 0 {
-		c.OverloadRate = d.OverloadRate
-	}
+	orDefault(&c.Intervals.Live, d.Intervals.Live)
+	orDefault(&c.Intervals.Default, d.Intervals.Default)
+	orDefault(&c.Intervals.Down, d.Intervals.Down)
+	orDefault(&c.MaxWait, d.MaxWait)
+	orDefault(&c.Rate, d.Rate)
+	orDefault(&c.Burst, d.Burst)
+	orDefault(&c.MaxIdentities, d.MaxIdentities)
+	orDefault(&c.LongPollsPerDisplay, d.LongPollsPerDisplay)
+	orDefault(&c.LongPollsPerPatient, d.LongPollsPerPatient)
+	orDefault(&c.LongPollsPerStaff, d.LongPollsPerStaff)
+	orDefault(&c.LongPollsPerTenant, d.LongPollsPerTenant)
+	orDefault(&c.OverloadRate, d.OverloadRate)
 	if c.MaxStretch < 1 {
 		c.MaxStretch = d.MaxStretch
 	}
-	if c.MaxWaiters <= 0 {
-		c.MaxWaiters = d.MaxWaiters
-	}
+	orDefault(&c.MaxWaiters, d.MaxWaiters)
 	if c.Now == nil {
 		c.Now = d.Now
 	}
