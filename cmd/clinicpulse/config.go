@@ -117,19 +117,18 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 	} else {
 		cfg.WriteVisibilityTimeout = e.duration("WRITE_VISIBILITY_TIMEOUT", app.DefaultWriteVisibilityTimeout, time.Millisecond)
 	}
-	const maxHolds = 1 << 20
 	st := &cfg.Streams
-	st.PerIdentityStaff = e.integer("STREAMS_PER_STAFF", sse.DefaultStreamsPerIdentityStaff, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
-	st.PerIdentityPublic = e.integer("STREAMS_PER_PUBLIC", sse.DefaultStreamsPerIdentityPublic, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
-	st.PerTenant = e.integer("STREAMS_PER_TENANT", sse.DefaultStreamsPerTenant, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	st.PerIdentityStaff = e.holds("STREAMS_PER_STAFF", sse.DefaultStreamsPerIdentityStaff)
+	st.PerIdentityPublic = e.holds("STREAMS_PER_PUBLIC", sse.DefaultStreamsPerIdentityPublic)
+	st.PerTenant = e.holds("STREAMS_PER_TENANT", sse.DefaultStreamsPerTenant)
 	st.OpenRate = float64(e.integer("STREAM_OPENS_PER_SECOND", sse.DefaultOpenRate, 1, 10000, "at most 10000"))
 	st.OpenBurst = e.integer("STREAM_OPENS_BURST", sse.DefaultOpenBurst, 1, 10000, "at most 10000")
 	pd := polling.DefaultConfig()
 	pc := &cfg.Polling
-	pc.LongPollsPerStaff = e.integer("LONGPOLLS_PER_STAFF", pd.LongPollsPerStaff, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
-	pc.LongPollsPerPatient = e.integer("LONGPOLLS_PER_PATIENT", pd.LongPollsPerPatient, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
-	pc.LongPollsPerDisplay = e.integer("LONGPOLLS_PER_DISPLAY", pd.LongPollsPerDisplay, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
-	pc.LongPollsPerTenant = e.integer("LONGPOLLS_PER_TENANT", pd.LongPollsPerTenant, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
+	pc.LongPollsPerStaff = e.holds("LONGPOLLS_PER_STAFF", pd.LongPollsPerStaff)
+	pc.LongPollsPerPatient = e.holds("LONGPOLLS_PER_PATIENT", pd.LongPollsPerPatient)
+	pc.LongPollsPerDisplay = e.holds("LONGPOLLS_PER_DISPLAY", pd.LongPollsPerDisplay)
+	pc.LongPollsPerTenant = e.holds("LONGPOLLS_PER_TENANT", pd.LongPollsPerTenant)
 	pc.Rate = rate.Limit(e.integer("POLLS_PER_SECOND", int(pd.Rate), 1, 1_000_000, "at most 1000000"))
 	pc.Burst = e.integer("POLLS_BURST", pd.Burst, 1, 1_000_000, "at most 1000000")
 	cfg.MaxDeltaEvents = e.integer("MAX_DELTA_EVENTS", store.DefaultMaxDeltaEvents, 1, 10_000_000, "at most 10000000")
@@ -264,6 +263,15 @@ func (e *envReader) integer(name string, def, lo, hi int, why string) int {
 		e.fail(name, v, fmt.Sprintf("must be %s", why))
 	}
 	return n
+}
+
+// maxHolds bounds the per-identity and per-tenant limit variables.
+const maxHolds = 1 << 20
+
+// holds parses a concurrency bound (streams or long-polls held at once) in
+// 1..maxHolds.
+func (e *envReader) holds(name string, def int) int {
+	return e.integer(name, def, 1, maxHolds, fmt.Sprintf("at most %d", maxHolds))
 }
 
 // boolean parses 1/0, true/false (strconv.ParseBool).
