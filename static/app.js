@@ -20,6 +20,7 @@
 // HEARTBEAT when it is not the default 15 s.
 
 import { connect, statusBadge, claims, clearOutbox } from './clinicpulse.js';
+import morphdom from './vendor/morphdom-esm.js';
 
 const TOKEN_KEY = 'clinicpulse.token';
 const HB_KEY = 'clinicpulse.heartbeat';
@@ -296,6 +297,38 @@ export class Records {
       return () => { this.map.set(id, old); render(); };
     };
   }
+}
+
+// ------------------------------------------------------------------ patch
+
+/**
+ * patch makes el's children match html, keeping every DOM node that is
+ * still wanted (morphdom, keyed): elements with a data-key (or id) are
+ * matched by it, so a list reordered or grown by an event moves the existing
+ * rows instead of rebuilding them. A button being pressed, a focused input,
+ * a half-typed form and the scroll position survive any number of events.
+ *
+ * Rules: give each row of a list a stable data-key (the record id); an
+ * element with data-keep (a form the user types into) is created once and
+ * never updated by patch; a focused input/select/textarea keeps its value.
+ */
+export function patch(el, html) {
+  const next = el.cloneNode(false);
+  next.innerHTML = html;
+  morphdom(el, next, {
+    childrenOnly: true,
+    getNodeKey: (n) => (n.nodeType === 1 ? (n.getAttribute('data-key') || n.id || undefined) : undefined),
+    onBeforeElUpdated: (from, to) => {
+      if (from.isEqualNode(to)) return false;
+      if (from.hasAttribute('data-keep')) return false;
+      if (from === document.activeElement && /^(INPUT|TEXTAREA|SELECT)$/.test(from.tagName)) {
+        // Keep what the user is typing; take the other attributes.
+        for (const a of to.attributes) if (a.name !== 'value') from.setAttribute(a.name, a.value);
+        return false;
+      }
+      return true;
+    },
+  });
 }
 
 // ------------------------------------------------------------------ format

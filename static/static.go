@@ -5,5 +5,5 @@ import "embed"
 
 // FS holds the files of this folder (index.html, clinicpulse.js, …).
 //
-//go:embed *.html *.js *.css
+//go:embed *.html *.js *.css vendor
 var FS embed.FS
