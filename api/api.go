@@ -119,11 +119,15 @@ func parseListQuery(c echo.Context, r *models.Resource) (models.ListQuery, error
 	if q.Limit, err = models.ParseLimit(qp.Get("limit")); err != nil {
 		return q, err
 	}
-	if q.Since, err = models.ParseCursor("since", qp.Get("since")); err != nil {
+	// since is "<seq>" or "<seq>.<tag>"; the poll layer (polling) checked
+	// the tag against the log before the handler runs.
+	since, err := models.ParsePosition("since", qp.Get("since"))
+	if err != nil {
 		return q, err
 	}
-	if _, ok := qp["since"]; ok && q.Since == 0 && qp.Get("since") != "0" {
-		return q, models.Invalid("since", "must be a non-negative integer sequence number")
+	q.Since = since.Seq
+	if _, ok := qp["since"]; ok && qp.Get("since") == "" {
+		return q, models.Invalid("since", `must be a sequence number, optionally with its tag ("8" or "8.k3f9a2q1")`)
 	}
 	if q.After = qp.Get("after"); q.After != "" && !models.ValidID(r.Name, q.After) {
 		return q, models.Invalid("after", "is not an id of this resource")

@@ -184,9 +184,14 @@ type EventQuery struct {
 
 // EventPage is a poll's answer: events after a cursor and the new cursor.
 type EventPage struct {
-	Events  []Event `json:"events"`
-	Cursor  int64   `json:"cursor"`
-	HasMore bool    `json:"has_more"`
+	Events []Event `json:"events"`
+	Cursor int64   `json:"cursor"`
+	// Position is Cursor with the tag of the event at it ("11.k3f9a2q1",
+	// see Position), or the plain seq when that event is no longer in the
+	// log. A client that polls with since=<position> learns of a restored
+	// database (410) instead of resuming in another history of the log.
+	Position string `json:"position"`
+	HasMore  bool   `json:"has_more"`
 }
 
 // SeesActors reports whether the audience is staff, who see who made each

@@ -59,8 +59,9 @@ func (p Position) String() string {
 	return s
 }
 
-// ParsePosition parses a cursor from a client ("", "8" or "8.k3f9a2q1");
-// "" is the zero position. Anything else is an EINVALID error naming the
+// ParsePosition parses a cursor from a client ("", "8" or "8.k3f9a2q1":
+// a non-negative int64 in decimal, optionally a dot and TagLen characters of
+// [0-9a-v]); "" is the zero position. Anything else is an EINVALID error naming the
 // parameter.
 func ParsePosition(name, s string) (Position, error) {
 	if s == "" {
@@ -70,7 +71,9 @@ func ParsePosition(name, s string) (Position, error) {
 	bad := func() (Position, error) {
 		return Position{}, Invalid(name, `must be a sequence number, optionally with its tag ("8" or "8.k3f9a2q1")`)
 	}
-	if num == "" || len(num) > 19 || (len(num) > 1 && num[0] == '0') {
+	// Leading zeros are accepted ("007" is 7), as integer cursors always
+	// were; the digits are bounded before they are parsed.
+	if num == "" || len(num) > 32 {
 		return bad()
 	}
 	for i := 0; i < len(num); i++ {

@@ -161,19 +161,6 @@ func ParseLimit(s string) (int, error) {
 	return n, nil
 }
 
-// ParseCursor parses a since parameter: "" is 0; anything else must be a
-// non-negative integer.
-func ParseCursor(name, s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, Invalid(name, "must be a non-negative integer sequence number")
-	}
-	return n, nil
-}
-
 // CursorContextKey is the request-context key (in Echo's context) under which
 // a list handler leaves its snapshot's cursor.
 const CursorContextKey = "clinicpulse.cursor"

@@ -51,6 +51,9 @@ func (p *Poller) ListMiddleware() echo.MiddlewareFunc {
 			if answered {
 				return err
 			}
+			if err := p.checkSince(c, tenant, q); err != nil {
+				return err
+			}
 			if !matched && q.Wait > 0 && q.HasSince {
 				// Is there a change of this resource the caller sees after
 				// since? One small read decides whether to wait (and

@@ -38,6 +38,9 @@ import (
 // snapshot it read (EGONE for an expired or impossible cursor).
 type EventLog interface {
 	PollEvents(ctx context.Context, q models.EventQuery) (*models.EventPage, error)
+	// CheckPosition is nil when a tagged cursor names an event of this
+	// history of the log, EGONE (410) when it does not.
+	CheckPosition(ctx context.Context, tenantID string, p models.Position) error
 }
 
 // HeadSource is the relay as the poller sees it: the last seq it dispatched

@@ -22,8 +22,9 @@ const (
 
 // Query is a parsed poll request.
 type Query struct {
-	Since    int64 // events or changes after this seq
-	HasSince bool  // since was given (a list without it is a snapshot)
+	Since    int64  // events or changes after this seq
+	SinceTag string // the tag of the event at Since ("" for a plain integer)
+	HasSince bool   // since was given (a list without it is a snapshot)
 	Limit    int
 	Topics   models.Topics // nil: all (the events endpoint only)
 	Wait     time.Duration // 0: answer at once
@@ -92,12 +93,13 @@ func parseCommon(v url.Values, maxWait time.Duration) (Query, error) {
 	}
 	if ok {
 		if s == "" {
-			return q, models.Invalid("since", "must be a non-negative integer sequence number")
+			return q, models.Invalid("since", `must be a sequence number, optionally with its tag ("8" or "8.k3f9a2q1")`)
 		}
-		if q.Since, err = models.ParseCursor("since", s); err != nil {
+		pos, err := models.ParsePosition("since", s)
+		if err != nil {
 			return q, err
 		}
-		q.HasSince = true
+		q.Since, q.SinceTag, q.HasSince = pos.Seq, pos.Tag, true
 	}
 	if s, ok, err = single(v, "limit"); err != nil {
 		return q, err

@@ -199,8 +199,8 @@ func TestChaos(t *testing.T) {
 				}
 				// The id and the envelope's seq (Follow checked the
 				// data is JSON).
-				seq, err := strconv.ParseInt(m.ID, 10, 64)
-				if want := st.last.Load() + 1; err != nil || seq != want || !bytes.HasPrefix(m.Data, fmt.Appendf(nil, `{"seq":%d,`, seq)) {
+				seq := seqOf(m.ID)
+				if want := st.last.Load() + 1; seq != want || !bytes.HasPrefix(m.Data, fmt.Appendf(nil, `{"seq":%d,`, seq)) {
 					return fail("got id %s (%.20s), want %d", m.ID, m.Data, want)
 				}
 				st.last.Store(seq)

@@ -22,14 +22,17 @@ import (
 //	data: <data>
 //	<blank line>
 //
+// id is the client's position after the event: "<seq>" or "<seq>.<tag>"
+// (models.Position); a client sends it back as Last-Event-ID.
+//
 // Framing holds whatever the input: a CR or LF in typ or data is written as
 // a space. data is meant to be JSON, where a raw line break can only be
 // insignificant whitespace between tokens (inside a string it must be
 // escaped), so the substitution keeps valid JSON valid and equal in meaning.
 // json.Marshal never emits one, so for our envelopes it never fires.
-func AppendFrame(dst []byte, id int64, typ string, data []byte) []byte {
+func AppendFrame(dst []byte, id models.Position, typ string, data []byte) []byte {
 	dst = append(dst, "id: "...)
-	dst = strconv.AppendInt(dst, id, 10)
+	dst = appendPosition(dst, id)
 	dst = append(dst, "\nevent: "...)
 	dst = appendLine(dst, typ)
 	dst = append(dst, "\ndata: "...)
@@ -77,14 +80,25 @@ func AppendRetry(dst []byte, ms int64) []byte {
 // WHATWG HTML §9.2.6: the blank line sets the last event ID to the id
 // buffer and, the data buffer being empty, dispatches no event. A client
 // that reconnects after it sends id as Last-Event-ID.
-func AppendID(dst []byte, id int64) []byte {
+func AppendID(dst []byte, id models.Position) []byte {
 	dst = append(dst, "id: "...)
-	dst = strconv.AppendInt(dst, id, 10)
+	dst = appendPosition(dst, id)
 	return append(dst, "\n\n"...)
 }
 
-// AppendEvent appends the frame of an envelope: id is its seq, event its
-// type, data its JSON on one line. Data that is not valid JSON (which the
+// appendPosition appends p as Position.String does, without allocating.
+// A tag holds only [0-9a-v] (ParsePosition and EventTag see to it).
+func appendPosition(dst []byte, p models.Position) []byte {
+	dst = strconv.AppendInt(dst, p.Seq, 10)
+	if p.Tag != "" {
+		dst = append(dst, '.')
+		dst = appendLine(dst, p.Tag)
+	}
+	return dst
+}
+
+// AppendEvent appends the frame of an envelope: id is its position (seq and
+// tag, models.EventPosition), event its type, data its JSON on one line. Data that is not valid JSON (which the
 // store never writes) cannot be sent as is: the frame then carries
 // "data": null and the error says so, so that the seq is still delivered
 // and the gap-free promise holds.
@@ -96,7 +110,7 @@ func AppendEvent(dst []byte, e *models.Event) ([]byte, error) {
 		j, _ = json.Marshal(&c)
 		err = fmt.Errorf("sse: encode event %d: %w", e.Seq, err)
 	}
-	return AppendFrame(dst, e.Seq, e.Type, j), err
+	return AppendFrame(dst, models.EventPosition(e), e.Type, j), err
 }
 
 // Reset reasons, in the data of an "event: reset" frame.
@@ -104,21 +118,26 @@ const (
 	ResetInvalid = "invalid" // the cursor is not a sequence number
 	ResetExpired = "expired" // older than the retained log
 	ResetAhead   = "ahead"   // ahead of the log (a restored database)
+	// ResetHistory: the cursor's tag names an event this log does not have
+	// at that seq (the database was restored from a backup, or the cursor
+	// came from another deployment).
+	ResetHistory = "history"
 )
 
 // ResetEvent is the type of the frame telling a client its cursor cannot be
 // resumed: it must refetch its snapshots, then carry on from Cursor.
 const ResetEvent = "reset"
 
-// Reset is the data of a reset frame.
+// Reset is the data of a reset frame: why, and the seq the stream goes on
+// from.
 type Reset struct {
 	Reason string `json:"reason"`
 	Cursor int64  `json:"cursor"`
 }
 
-// AppendReset appends a reset frame. Its id is the cursor the stream
+// AppendReset appends a reset frame. Its id is the position the stream
 // continues from, so a client that reconnects after it resumes there.
-func AppendReset(dst []byte, reason string, cursor int64) []byte {
-	j, _ := json.Marshal(Reset{Reason: reason, Cursor: cursor})
-	return AppendFrame(dst, cursor, ResetEvent, j)
+func AppendReset(dst []byte, reason string, p models.Position) []byte {
+	j, _ := json.Marshal(Reset{Reason: reason, Cursor: p.Seq})
+	return AppendFrame(dst, p, ResetEvent, j)
 }

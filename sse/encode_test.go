@@ -63,7 +63,7 @@ func TestFramesGolden(t *testing.T) {
 		}
 	}
 	b = AppendComment(b, "heartbeat")
-	b = AppendReset(b, ResetExpired, 42)
+	b = AppendReset(b, ResetExpired, models.Position{Seq: 42, Tag: "0123abcv"})
 	b = AppendComment(b, "stream time limit; reconnect")
 	Golden(t, "frames.golden", b)
 
@@ -78,11 +78,11 @@ func TestFramesGolden(t *testing.T) {
 		if err := json.Unmarshal([]byte(w.Data), &got); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
-		if w.LastEventID != strconv.FormatInt(e.Seq, 10) || w.Type != e.Type || got.Seq != e.Seq || got.ID != e.ID {
+		if w.LastEventID != models.EventPosition(&e).String() || w.Type != e.Type || got.Seq != e.Seq || got.ID != e.ID {
 			t.Errorf("event %d: %+v", i, w)
 		}
 	}
-	if r := p.Events[4]; r.Type != ResetEvent || r.LastEventID != "42" || r.Data != `{"reason":"expired","cursor":42}` {
+	if r := p.Events[4]; r.Type != ResetEvent || r.LastEventID != "42.0123abcv" || r.Data != `{"reason":"expired","cursor":42}` {
 		t.Errorf("reset: %+v", r)
 	}
 }
@@ -97,7 +97,7 @@ func TestAppendEventInvalidData(t *testing.T) {
 	}
 	p := NewWireParser()
 	p.Feed(b)
-	if len(p.Events) != 1 || p.Events[0].LastEventID != "7" || !strings.Contains(p.Events[0].Data, `"data":null`) {
+	if len(p.Events) != 1 || p.Events[0].LastEventID != models.EventPosition(&e).String() || !strings.Contains(p.Events[0].Data, `"data":null`) {
 		t.Fatalf("%q → %+v", b, p.Events)
 	}
 }
@@ -114,7 +114,7 @@ func FuzzFrame(f *testing.F) {
 	f.Add(int64(-5), "event: a\n\ndata: b", []byte(":comment\r\nid: 7\n\ndata: x"), "\u2028", "\x00")
 	f.Add(int64(9), "t", []byte("{\r\n \"a\" :\r[1,\n2]\n}\r"), "é", "\xff\xfe")
 	f.Fuzz(func(t *testing.T, id int64, typ string, data []byte, entityID, actor string) {
-		frame := AppendFrame(nil, id, typ, data)
+		frame := AppendFrame(nil, models.Position{Seq: id}, typ, data)
 		if bytes.IndexByte(frame, '\r') >= 0 {
 			t.Fatalf("CR on the wire: %q", frame)
 		}
@@ -178,7 +178,7 @@ func FuzzFrame(f *testing.F) {
 		if err := json.Unmarshal(sent, &want); err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(want, got) || p.Events[0].LastEventID != strconv.FormatInt(id, 10) {
+		if !reflect.DeepEqual(want, got) || p.Events[0].LastEventID != models.EventPosition(&e).String() {
 			t.Fatalf("envelope round trip: sent %s, got %+v", sent, got)
 		}
 	})

@@ -111,7 +111,7 @@ func TestEventSourceClient(t *testing.T) {
 		case "connect":
 			connects = append(connects, l)
 		case "event":
-			if l.Type != "doctors.created" || l.ID != fmt.Sprint(l.Seq) {
+			if l.Type != "doctors.created" || seqOf(l.ID) != l.Seq {
 				t.Errorf("event %+v", l)
 			}
 			seqs = append(seqs, l.Seq)

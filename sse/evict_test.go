@@ -72,8 +72,11 @@ func openPosition(addr, query, lastEventID string) (net.Conn, int64, error) {
 			return nil, 0, fmt.Errorf("before the position: %w", err)
 		}
 	}
-	at, err := strconv.ParseInt(p.Positions[0].LastEventID, 10, 64)
-	return c, at, err
+	at := seqOfID(p.Positions[0].LastEventID)
+	if at < 0 {
+		return c, at, fmt.Errorf("position %q", p.Positions[0].LastEventID)
+	}
+	return c, at, nil
 }
 
 // heapInUse returns the live heap after a full collection.
@@ -246,9 +249,9 @@ func TestEvictionRace(t *testing.T) {
 					}
 					from = p.Positions[0].LastEventID
 				}
-				at, _ := strconv.ParseInt(from, 10, 64)
+				at := seqOfID(from)
 				for i, e := range p.Events {
-					if want := strconv.FormatInt(at+1+int64(i), 10); e.LastEventID != want {
+					if want := at + 1 + int64(i); seqOfID(e.LastEventID) != want {
 						var got []string
 						for _, e := range p.Events {
 							got = append(got, e.LastEventID)

@@ -31,6 +31,13 @@ const (
 type Log interface {
 	ReadEvents(ctx context.Context, q models.EventQuery) ([]models.Event, error)
 	LogHead(ctx context.Context, tenantID string) (store.Head, error)
+	// CheckPosition is nil when a tagged cursor names an event of this
+	// history of the log (store.Store.CheckPosition); an error wrapping
+	// store.ErrOtherHistory when it does not.
+	CheckPosition(ctx context.Context, tenantID string, p models.Position) error
+	// PositionAt returns the position at seq, tagged when the event at seq
+	// is still in the log (store.Store.PositionAt).
+	PositionAt(ctx context.Context, tenantID string, seq int64) (models.Position, error)
 }
 
 // Syncer is the relay's hand-off: fn runs with the tenant's last dispatched
@@ -229,13 +236,14 @@ func (h *Handler) Shutdown(ctx context.Context) {
 // cursor is where a client resumes.
 type cursor struct {
 	seq int64
-	set bool // a cursor was given
-	bad bool // ... and it is not a sequence number
+	tag string // the tag of the event at seq ("" for a plain integer cursor)
+	set bool   // a cursor was given
+	bad bool   // ... and it is not a position (models.ParsePosition)
 }
 
 // resumeCursor reads the client's cursor: the Last-Event-ID header (sent by
 // EventSource when it reconnects, keeping the original URL) wins over
-// ?since=.
+// ?since=. Either is "<seq>" or "<seq>.<tag>" (models.ParsePosition).
 func resumeCursor(c echo.Context) cursor {
 	s := c.Request().Header.Get("Last-Event-ID")
 	if s == "" {
@@ -244,11 +252,11 @@ func resumeCursor(c echo.Context) cursor {
 	if s == "" {
 		return cursor{}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	p, err := models.ParsePosition("Last-Event-ID", s)
+	if err != nil {
 		return cursor{set: true, bad: true}
 	}
-	return cursor{seq: n, set: true}
+	return cursor{seq: p.Seq, tag: p.Tag, set: true}
 }
 
 // Stream serves a tenant's events as Server-Sent Events to the
@@ -512,9 +520,8 @@ func (st *stream) start() bool {
 	switch {
 	case cur.bad:
 		st.reset(ResetInvalid, dispatched)
-	case !cur.set || cur.seq == dispatched:
-		// Live from here (the common reconnect of an up-to-date client
-		// costs no query).
+	case !cur.set:
+		// Live from here.
 	case cur.seq > dispatched:
 		// Ahead of the log (a restored database), or seen elsewhere (a
 		// poll, another instance) before this instance dispatched it.
@@ -525,34 +532,58 @@ func (st *stream) start() bool {
 		}
 		if cur.seq > head.Seq {
 			st.reset(ResetAhead, dispatched)
+			break
+		}
+		same, err := st.sameHistory(cur)
+		if err != nil {
+			st.abort(ctx, "check cursor", err)
+			return false
+		}
+		if !same {
+			st.reset(ResetHistory, dispatched)
 		} else {
 			sub.floor = cur.seq
 		}
-	case inRecent:
-		// Recent enough for the hub's memory: no query, frames already
-		// encoded.
-		if st.writeBuf() != nil {
+	default:
+		// A tagged cursor must name an event of this history of the log:
+		// after a restore from a backup, seqs are reused for other events.
+		same, err := st.sameHistory(cur)
+		if err != nil {
+			st.abort(ctx, "check cursor", err)
 			return false
 		}
-		sub.floor = cur.seq
-		for b := first; ; b = b.next.Load() {
-			n, err := st.writeBatch(b)
-			if err != nil {
+		switch {
+		case !same:
+			st.reset(ResetHistory, dispatched)
+		case cur.seq == dispatched:
+			// Live from here (the common reconnect of an up-to-date
+			// client costs no query).
+		case inRecent:
+			// Recent enough for the hub's memory: no query, frames
+			// already encoded.
+			if st.writeBuf() != nil {
 				return false
 			}
-			h.hub.stats.delivered.Add(int64(n))
-			h.hub.stats.replayed.Add(int64(n))
-			if b == sub.at {
-				break
+			sub.floor = cur.seq
+			for b := first; ; b = b.next.Load() {
+				n, err := st.writeBatch(b)
+				if err != nil {
+					return false
+				}
+				h.hub.stats.delivered.Add(int64(n))
+				h.hub.stats.replayed.Add(int64(n))
+				if b == sub.at {
+					break
+				}
 			}
-		}
-		sub.floor = dispatched
-	default:
-		if err := st.replay(ctx, cur.seq, dispatched); err != nil {
-			if !errors.Is(err, errGone) {
-				st.abort(ctx, "replay", err)
+			sub.floor = dispatched
+		default:
+			if err := st.replay(ctx, cur.seq, dispatched); err != nil {
+				if !errors.Is(err, errGone) {
+					st.abort(ctx, "replay", err)
+				}
+				return false
 			}
-			return false
 		}
 	}
 	// The client's position (WHATWG HTML §9.2.6: an id field and a blank
@@ -561,7 +592,7 @@ func (st *stream) start() bool {
 	// comes next is after it. A client that has seen no event (no cursor,
 	// or a replay its scope filtered out) resumes from here without a gap.
 	if st.sentID != sub.floor {
-		st.buf = AppendID(st.buf, sub.floor)
+		st.buf = AppendID(st.buf, st.position(sub.floor))
 		st.sentID = sub.floor
 	}
 	if st.flushBuf() != nil {
@@ -576,8 +607,52 @@ func (st *stream) start() bool {
 // reset appends a reset frame: the client refetches, then goes on from
 // cursor.
 func (st *stream) reset(reason string, cursor int64) {
-	st.buf = AppendReset(st.buf, reason, cursor)
+	st.buf = AppendReset(st.buf, reason, st.position(cursor))
 	st.sentID = cursor
+}
+
+// sameHistory reports whether the client's cursor belongs to this history
+// of the log: a plain integer cursor always does (unchecked, as the
+// contract has it); a tagged one when the event at its seq has its tag,
+// looked up among the hub's recent batches, else in the log (one
+// primary-key read).
+func (st *stream) sameHistory(cur cursor) (bool, error) {
+	if cur.tag == "" || cur.seq == 0 {
+		return true, nil
+	}
+	if tag, ok := st.sub.a.tagAt(cur.seq); ok {
+		return tag == cur.tag, nil
+	}
+	err := st.h.cfg.Log.CheckPosition(st.ctx, st.tenant, models.Position{Seq: cur.seq, Tag: cur.tag})
+	if errors.Is(err, store.ErrOtherHistory) {
+		return false, nil
+	}
+	var me *models.Error
+	if errors.As(err, &me) && me.Code == models.EGONE {
+		return false, nil // older than retention or ahead: not resumable either
+	}
+	return err == nil, err
+}
+
+// position returns the position at seq to send as an event id: tagged with
+// the event at seq when it is known (the client's own cursor, the hub's
+// recent batches, else one read of the log), plain when the event is gone
+// from the log or the read fails (a plain cursor still resumes, unchecked).
+func (st *stream) position(seq int64) models.Position {
+	switch {
+	case seq == 0:
+		return models.Position{}
+	case seq == st.cur.seq && st.cur.tag != "" && !st.cur.bad:
+		return models.Position{Seq: seq, Tag: st.cur.tag}
+	}
+	if tag, ok := st.sub.a.tagAt(seq); ok {
+		return models.Position{Seq: seq, Tag: tag}
+	}
+	p, err := st.h.cfg.Log.PositionAt(st.ctx, st.tenant, seq)
+	if err != nil {
+		return models.Position{Seq: seq}
+	}
+	return p
 }
 
 // abort ends a stream that failed after its headers went out: a last

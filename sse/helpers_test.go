@@ -36,7 +36,21 @@ func (it item) envelope(t testing.TB) models.Event {
 	if err := json.Unmarshal([]byte(it.Data), &e); err != nil {
 		t.Fatalf("event %s data %q: %v", it.ID, it.Data, err)
 	}
+	// An event's id is its position: its seq and its tag.
+	if want := models.EventPosition(&e).String(); it.ID != want {
+		t.Fatalf("event id %q, want %q (the position of %s)", it.ID, want, it.Data)
+	}
 	return e
+}
+
+// seqOf returns the seq of an event id ("8" or "8.k3f9a2q1"), -1 when it is
+// not one.
+func seqOf(id string) int64 {
+	p, err := models.ParsePosition("id", id)
+	if err != nil || id == "" {
+		return -1
+	}
+	return p.Seq
 }
 
 // conn is a test client's stream: a goroutine parses the body into items.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,6 +215,29 @@ func (h *Hub) sweep(now time.Time) {
 // since returns the first recent batch holding an event after cursor (the
 // rest follow it up to the tail), or false when the oldest kept is later
 // than cursor+1. Call with mu held.
+// tagAt returns the tag of the tenant's event at seq when it is among the
+// recent batches (no database read).
+func (a *audience) tagAt(seq int64) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for b := a.oldest; b != nil; b = b.next.Load() {
+		if len(b.events) == 0 {
+			continue
+		}
+		if seq < b.events[0].Seq {
+			return "", false
+		}
+		if seq <= b.lastSeq() {
+			i := sort.Search(len(b.events), func(i int) bool { return b.events[i].Seq >= seq })
+			if i < len(b.events) && b.events[i].Seq == seq {
+				return models.EventTag(&b.events[i]), true
+			}
+			return "", false
+		}
+	}
+	return "", false
+}
+
 func (a *audience) since(cursor int64) (*batch, bool) {
 	for b := a.oldest; b != nil; b = b.next.Load() {
 		if b == a.oldest && b.events[0].Seq > cursor+1 {

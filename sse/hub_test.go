@@ -58,6 +58,39 @@ func (l *memLog) LogHead(context.Context, string) (store.Head, error) {
 	return store.Head{Seq: int64(len(l.events))}, nil
 }
 
+// seqOfID returns the seq of an event id ("8" or "8.k3f9a2q1"), -1 when it
+// is not one.
+func seqOfID(id string) int64 {
+	p, err := models.ParsePosition("id", id)
+	if err != nil || id == "" {
+		return -1
+	}
+	return p.Seq
+}
+
+func (l *memLog) CheckPosition(_ context.Context, _ string, p models.Position) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	if p.Tag == "" || p.Seq == 0 {
+		return nil
+	}
+	if p.Seq > int64(len(l.events)) || models.EventTag(&l.events[p.Seq-1]) != p.Tag {
+		return store.ErrOtherHistory
+	}
+	return nil
+}
+
+func (l *memLog) PositionAt(_ context.Context, _ string, seq int64) (models.Position, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	if seq <= 0 || seq > int64(len(l.events)) {
+		return models.Position{Seq: seq}, nil
+	}
+	return models.EventPosition(&l.events[seq-1]), nil
+}
+
 func (l *memLog) Sync(_ string, fn func(int64)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -358,7 +391,7 @@ func TestClock(t *testing.T) {
 				case ": heartbeat\n\n":
 					beats = append(beats, f.at.Sub(start))
 				default:
-					if !strings.HasPrefix(f.text, "id: 1\nevent: queue.updated\n") || f.at.Sub(start) != time.Minute {
+					if !strings.HasPrefix(f.text, "id: 1.") || !strings.Contains(f.text, "\nevent: queue.updated\n") || f.at.Sub(start) != time.Minute {
 						t.Errorf("stream %d: flush %+v", i, f)
 					}
 					events++
@@ -518,7 +551,7 @@ func TestReplayFromMemory(t *testing.T) {
 	if reads == 0 {
 		t.Error("a replay from 2 did not read the log")
 	}
-	if fmt.Sprint(fromMemory) != fmt.Sprint(fromLog[4:]) || first[0].LastEventID != "1" || fromLog[0].LastEventID != "3" {
+	if fmt.Sprint(fromMemory) != fmt.Sprint(fromLog[4:]) || seqOfID(first[0].LastEventID) != 1 || seqOfID(fromLog[0].LastEventID) != 3 {
 		t.Fatalf("memory %v\nlog %v", fromMemory, fromLog)
 	}
 }
@@ -641,7 +674,7 @@ func TestSlowReader(t *testing.T) {
 		time.Sleep(50 * time.Microsecond)
 	}
 	for i, e := range p.Events {
-		if e.LastEventID != fmt.Sprint(i+1) {
+		if seqOfID(e.LastEventID) != int64(i+1) {
 			t.Fatalf("event %d has id %q", i, e.LastEventID)
 		}
 	}
@@ -737,7 +770,7 @@ func TestForgetIdleTenant(t *testing.T) {
 	tenants(0)
 
 	// A client that comes back replays 2..4 from the log, the same events.
-	if evs := readStream(t, srv.URL+"/stream", "1", 3); evs[0].LastEventID != "2" || evs[2].LastEventID != "4" {
+	if evs := readStream(t, srv.URL+"/stream", "1", 3); seqOfID(evs[0].LastEventID) != 2 || seqOfID(evs[2].LastEventID) != 4 {
 		t.Fatalf("replay %v", evs)
 	}
 }
@@ -776,7 +809,7 @@ func TestBatchForms(t *testing.T) {
 			t.Fatalf("display event %d: %+v %v", i, env, err)
 		}
 		start, end := display.frame(i)
-		if got := string(display.frames[start:end]); !strings.HasPrefix(got, fmt.Sprintf("id: %d\n", i+1)) {
+		if got := string(display.frames[start:end]); !strings.HasPrefix(got, fmt.Sprintf("id: %d.", i+1)) {
 			t.Fatalf("frame %d: %q", i, got)
 		}
 	}

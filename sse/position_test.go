@@ -36,8 +36,8 @@ func position(t *testing.T, c *conn) (int64, []item) {
 		case "event":
 			evs = append(evs, it)
 		case "id":
-			n, err := strconv.ParseInt(it.ID, 10, 64)
-			if err != nil {
+			n := seqOf(it.ID)
+			if n < 0 {
 				t.Fatalf("position %q", it.ID)
 			}
 			return n, evs
@@ -61,13 +61,13 @@ func TestPositionFrame(t *testing.T) {
 	if it, ok := fresh.next(5 * time.Second); !ok || it.Kind != "retry" {
 		t.Fatalf("first item %+v", it)
 	}
-	if it, ok := fresh.next(5 * time.Second); !ok || it.Kind != "id" || it.ID != strconv.FormatInt(h, 10) {
+	if it, ok := fresh.next(5 * time.Second); !ok || it.Kind != "id" || seqOf(it.ID) != h {
 		t.Fatalf("second item %+v, want the position %d", it, h)
 	}
 
 	patient := connect(t, s, s.Token(tenant, models.RolePatient, alice), "since=0")
 	at, evs := position(t, patient)
-	if len(evs) != 1 || evs[0].ID != "1" || at != h {
+	if len(evs) != 1 || evs[0].envelope(t).Seq != 1 || at != h {
 		t.Fatalf("patient replay: %d events (%+v), then position %d; want 1, then %d", len(evs), evs, at, h)
 	}
 
@@ -149,7 +149,7 @@ func TestFollowResumesFromPosition(t *testing.T) {
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	if len(sent) < 2 || sent[0] != "" || sent[1] != strconv.FormatInt(h, 10) {
+	if len(sent) < 2 || sent[0] != "" || seqOf(sent[1]) != h {
 		t.Fatalf("Last-Event-ID sent %q, want none then %d", sent, h)
 	}
 }
@@ -230,7 +230,7 @@ func TestEventSourceResumesFromPosition(t *testing.T) {
 		t.Fatalf("the client got %v (done %v), want [%d]", seqs, done, h+1)
 	}
 	if len(connects) < 2 || connects[0].LastEventID != nil || connects[1].LastEventID == nil ||
-		*connects[1].LastEventID != strconv.FormatInt(h, 10) {
+		seqOf(*connects[1].LastEventID) != h {
 		t.Fatalf("connections %+v: want the second to resume from %d", connects, h)
 	}
 	if st := replayed(t, s); st == 0 {

@@ -81,7 +81,7 @@ func TestReadTimeoutLifted(t *testing.T) {
 			l.Append(models.Event{Entity: "queue"})
 			select {
 			case e := <-events:
-				if e.LastEventID != "1" {
+				if seqOfID(e.LastEventID) != 1 {
 					t.Fatalf("event %+v", e)
 				}
 			case err := <-ended:

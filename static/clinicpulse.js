@@ -148,6 +148,11 @@ export class Connection extends EventTarget {
     this._getToken = o.getToken || (async () => o.token);
     this.topics = o.topics && o.topics.length ? [...o.topics].sort() : null;
     this.cursor = Number.isInteger(o.since) ? o.since : null;
+    // position is the cursor with its event's tag ("8.k3f9a2q1", the
+    // stream's event id, or a poll's "position"), when known: resuming
+    // from it, a client learns of a restored database (a reset) instead of
+    // resuming silently in another history of the log.
+    this.position = null;
     this.heartbeat = o.heartbeat || 15000; // the server's HEARTBEAT, in ms
     this.onEvent = o.onEvent; this.onReset = o.onReset; this.onState = o.onState;
     this.state = 'offline';
@@ -214,10 +219,11 @@ export class Connection extends EventTarget {
   _post(msg) { try { this._bc?.postMessage(msg); } catch { /* closed */ } }
 
   // _deliver hands an event to the page unless it was delivered already.
-  _deliver(ev) {
+  _deliver(ev, id) {
     if (!ev || !Number.isInteger(ev.seq)) return false;
     if (this.cursor !== null && ev.seq <= this.cursor) return false;
     this.cursor = ev.seq;
+    this.position = typeof id === 'string' && id.startsWith(`${ev.seq}.`) ? id : null;
     if (this.leader) {
       this._buf.push(ev);
       if (this._buf.length > BUFFER_MAX) this._bufBase = this._buf.shift().seq;
@@ -334,6 +340,7 @@ export class Connection extends EventTarget {
       const body = await res.json();
       for (const ev of body.events || []) this._deliver(ev);
       if (Number.isInteger(body.cursor) && body.cursor > this.cursor) this.cursor = body.cursor;
+      this._positionFrom(body);
       if (!body.has_more) break;
     }
   }
@@ -434,7 +441,7 @@ export class Connection extends EventTarget {
     }
     if (signal.aborted) return { healthy: false };
     const q = new URLSearchParams({ ticket });
-    if (this.cursor !== null) q.set('since', String(this.cursor));
+    if (this.cursor !== null) q.set('since', this._since());
     if (this.topics) q.set('topics', this.topics.join(','));
     return new Promise((resolve) => {
       const es = new EventSource(`${this.baseUrl}/api/v1/stream?${q}`);
@@ -474,7 +481,7 @@ export class Connection extends EventTarget {
         s.delivered++;
         if (s.proof && ev.seq >= s.proof.seq) { clearTimeout(s.proofTimer); s.proof = null; }
         if (this._resetting) { this._resetBuf.push(ev); return; }
-        if (this._deliver(ev) || this.cursor >= ev.seq) this._prove(s);
+        if (this._deliver(ev, e.lastEventId) || this.cursor >= ev.seq) this._prove(s);
       };
       for (const type of EVENT_TYPES) es.addEventListener(type, onFrame);
       for (const type of HEARTBEAT_TYPES) {
@@ -513,9 +520,22 @@ export class Connection extends EventTarget {
     end();
   }
 
+  // _since is the cursor to resume from: the tagged position when it is the
+  // cursor's, else the plain seq (resumed unchecked).
+  _since() {
+    const p = this.position;
+    return typeof p === 'string' && p.startsWith(`${this.cursor}.`) ? p : String(this.cursor);
+  }
+
+  // _positionFrom takes a poll body's tagged "position" when its cursor is ours.
+  _positionFrom(body) {
+    if (Number.isInteger(body.cursor) && body.cursor === this.cursor && typeof body.position === 'string' &&
+      body.position.startsWith(`${body.cursor}.`)) this.position = body.position;
+  }
+
   _eventsUrl(extra) {
     const q = new URLSearchParams();
-    if (this.cursor !== null) q.set('since', String(this.cursor));
+    if (this.cursor !== null) q.set('since', this._since());
     if (this.topics) q.set('topics', this.topics.join(','));
     for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
     return `/api/v1/events?${q}`;
@@ -573,6 +593,7 @@ export class Connection extends EventTarget {
           if (Number.isInteger(body.cursor) && (this.cursor === null || body.cursor > this.cursor) && !this._resetting) {
             this.cursor = body.cursor;
           }
+          if (!this._resetting) this._positionFrom(body);
           if (body.has_more) interval = 0;
         } else if (res.status === 410) {
           await this._reset(null);

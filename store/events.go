@@ -254,6 +254,13 @@ func (s *Store) PollEvents(ctx context.Context, q models.EventQuery) (*models.Ev
 			page.Cursor = evs[lim-1].Seq
 		}
 		page.Events = evs
+		pos := models.Position{Seq: page.Cursor}
+		if n := len(evs); n > 0 && evs[n-1].Seq == page.Cursor {
+			pos = models.EventPosition(&evs[n-1])
+		} else if pos, err = positionAt(tx, q.TenantID, page.Cursor); err != nil {
+			return err
+		}
+		page.Position = pos.String()
 		return nil
 	})
 	if err != nil {

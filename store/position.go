@@ -40,8 +40,45 @@ func (s *Store) CheckPosition(ctx context.Context, tenantID string, p models.Pos
 			}
 		}
 		head := h.Seq
-		return &models.Error{Code: models.EGONE, Cursor: &head, Message: fmt.Sprintf(
-			"cursor %s belongs to another history of the log (was the database restored from a backup?); refetch the snapshot", p)}
+		return otherHistory{&models.Error{Code: models.EGONE, Cursor: &head, Message: fmt.Sprintf(
+			"cursor %s belongs to another history of the log (was the database restored from a backup?); refetch the snapshot", p)}}
 	})
 	return s.wrap(ctx, "check position", err)
+}
+
+// ErrOtherHistory is what CheckPosition's error wraps (errors.Is) when the
+// cursor's tag does not match the event at its seq, as against a cursor
+// older than retention or ahead of the head.
+var ErrOtherHistory = errors.New("cursor belongs to another history of the log")
+
+// otherHistory is the EGONE *models.Error of a cursor from another history
+// of the log; errors.As finds the *models.Error, errors.Is ErrOtherHistory.
+type otherHistory struct{ err *models.Error }
+
+func (e otherHistory) Error() string        { return e.err.Error() }
+func (e otherHistory) Unwrap() error        { return e.err }
+func (e otherHistory) Is(target error) bool { return target == ErrOtherHistory }
+
+// PositionAt returns the position at seq in the tenant's log, tagged with
+// the event at seq, or untagged when that event is not in the log (pruned,
+// or seq 0). One primary-key read.
+func (s *Store) PositionAt(ctx context.Context, tenantID string, seq int64) (models.Position, error) {
+	p, err := positionAt(s.db.WithContext(ctx), tenantID, seq)
+	return p, s.wrap(ctx, "position at", err)
+}
+
+func positionAt(tx *gorm.DB, tenantID string, seq int64) (models.Position, error) {
+	p := models.Position{Seq: seq}
+	if seq <= 0 {
+		return p, nil
+	}
+	var rows []eventRow
+	if err := tx.Where("tenant_id = ? AND seq = ?", tenantID, seq).Limit(1).Find(&rows).Error; err != nil {
+		return p, fmt.Errorf("read event %d: %w", seq, err)
+	}
+	if len(rows) == 1 {
+		e := rows[0].event()
+		p.Tag = models.EventTag(&e)
+	}
+	return p, nil
 }

@@ -45,8 +45,17 @@ func TestPositionAfterRestore(t *testing.T) {
 
 	err = s.CheckPosition(ctx, tenant, atEight)
 	var me *models.Error
-	if !errors.As(err, &me) || me.Code != models.EGONE || me.Cursor == nil || *me.Cursor != 11 {
+	if !errors.As(err, &me) || me.Code != models.EGONE || me.Cursor == nil || *me.Cursor != 11 || !errors.Is(err, store.ErrOtherHistory) {
 		t.Fatalf("cursor %s from the lost history: %v, want EGONE with head 11", atEight, err)
+	}
+	if p, err := s.PositionAt(ctx, tenant, 8); err != nil || p == atEight || p.Seq != 8 || len(p.Tag) != models.TagLen {
+		t.Fatalf("PositionAt(8) after the restore: %v %v, want a tag other than %s", p, err, atEight)
+	}
+	if p, err := s.PositionAt(ctx, tenant, 3); err != nil || p != atThree {
+		t.Fatalf("PositionAt(3): %v %v, want %s", p, err, atThree)
+	}
+	if p, err := s.PositionAt(ctx, tenant, 99); err != nil || p != (models.Position{Seq: 99}) {
+		t.Fatalf("PositionAt past the head: %v %v, want it untagged", p, err)
 	}
 	if err := s.CheckPosition(ctx, tenant, atThree); err != nil {
 		t.Fatalf("cursor %s from before the backup is still this history: %v", atThree, err)
