@@ -3,7 +3,6 @@ package models
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/binary"
 	"strconv"
 	"strings"
@@ -30,20 +29,36 @@ type Position struct {
 // with probability 2⁻⁴⁰.
 const TagLen = 8
 
-var tagEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
+// tagDigits is base32hex (RFC 4648 §7) in lowercase.
+const tagDigits = "0123456789abcdefghijklmnopqrstuv"
 
 // EventTag returns the tag of an event as read from the log: a hash of its
 // seq, commit time (microseconds), type, record id and version, which two
-// histories of a log never share at one seq.
+// histories of a log never share at one seq. It is the first 40 bits of
+// SHA-256(seq as 8 bytes big-endian ‖ UnixMicro(at) as 8 bytes ‖ type ‖ 0 ‖
+// id ‖ 0 ‖ version in decimal), in lowercase base32hex without padding.
 func EventTag(e *Event) string {
-	h := sha256.New()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(e.Seq))
-	binary.BigEndian.PutUint64(b[8:], uint64(e.At.UnixMicro()))
-	h.Write(b[:])
-	h.Write([]byte(e.Type + "\x00" + e.ID + "\x00" + strconv.FormatInt(e.Version, 10)))
-	sum := h.Sum(nil)
-	return strings.ToLower(tagEncoding.EncodeToString(sum[:5]))
+	var b [TagLen]byte
+	return string(AppendEventTag(b[:0], e))
+}
+
+// AppendEventTag appends EventTag(e) to dst without allocating (for ids and
+// fields of usual length).
+func AppendEventTag(dst []byte, e *Event) []byte {
+	var stack [128]byte
+	in := binary.BigEndian.AppendUint64(stack[:0], uint64(e.Seq))
+	in = binary.BigEndian.AppendUint64(in, uint64(e.At.UnixMicro()))
+	in = append(in, e.Type...)
+	in = append(in, 0)
+	in = append(in, e.ID...)
+	in = append(in, 0)
+	in = strconv.AppendInt(in, e.Version, 10)
+	sum := sha256.Sum256(in)
+	v := uint64(sum[0])<<32 | uint64(sum[1])<<24 | uint64(sum[2])<<16 | uint64(sum[3])<<8 | uint64(sum[4])
+	for i := TagLen - 1; i >= 0; i-- {
+		dst = append(dst, tagDigits[(v>>(5*uint(i)))&31])
+	}
+	return dst
 }
 
 // EventPosition returns the position just after e: its seq and tag.

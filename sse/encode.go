@@ -110,7 +110,15 @@ func AppendEvent(dst []byte, e *models.Event) ([]byte, error) {
 		j, _ = json.Marshal(&c)
 		err = fmt.Errorf("sse: encode event %d: %w", e.Seq, err)
 	}
-	return AppendFrame(dst, models.EventPosition(e), e.Type, j), err
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, e.Seq, 10)
+	dst = append(dst, '.')
+	dst = models.AppendEventTag(dst, e)
+	dst = append(dst, "\nevent: "...)
+	dst = appendLine(dst, e.Type)
+	dst = append(dst, "\ndata: "...)
+	dst = appendLine(dst, j)
+	return append(dst, "\n\n"...), err
 }
 
 // Reset reasons, in the data of an "event: reset" frame.
