@@ -285,8 +285,12 @@ func idempotent(c echo.Context, body []byte) (context.Context, error) {
 	ctx := c.Request().Context()
 	vs := c.Request().Header.Values("Idempotency-Key")
 	switch {
-	case len(vs) == 0 || (len(vs) == 1 && vs[0] == ""):
+	case len(vs) == 0:
 		return ctx, nil
+	case len(vs) == 1 && vs[0] == "":
+		// Sent but empty: a client that meant a key and lost it must not
+		// have its retry written twice.
+		return ctx, models.Invalid("Idempotency-Key", "must not be empty (leave the header out for no key)")
 	case len(vs) > 1:
 		return ctx, models.Invalid("Idempotency-Key", "must be given once")
 	}

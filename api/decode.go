@@ -19,8 +19,20 @@ import (
 // MaxBody is the largest request body accepted.
 const MaxBody = 1 << 20
 
-// ReadBody reads a request body of at most MaxBody bytes.
+// ReadBody reads a request body of at most MaxBody bytes. A body with a
+// Content-Encoding other than identity (gzip, br, …) is EUNSUPPORTED (415,
+// RFC 9110 §15.5.16; the problem answers Accept-Encoding: identity, RFC
+// 7694): read as is, its bytes would be refused as invalid JSON or, worse,
+// a decompressed body would escape MaxBody.
 func ReadBody(r *http.Request) ([]byte, error) {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for _, enc := range strings.Split(v, ",") {
+			if enc = strings.TrimSpace(enc); enc != "" && !strings.EqualFold(enc, "identity") {
+				return nil, &models.Error{Code: models.EUNSUPPORTED, Message: "Content-Encoding: request bodies are read only as identity (uncompressed)",
+					Fields: []models.FieldError{{Field: "Content-Encoding", Message: "must be identity or absent"}}}
+			}
+		}
+	}
 	if r.ContentLength > MaxBody {
 		return nil, models.Errorf(models.ETOOLARGE, "the request body exceeds 1 MiB")
 	}

@@ -85,6 +85,11 @@ func TestInvalidTextRefused(t *testing.T) {
 		{"surrogate in a line", "PATCH", "/api/v1/invoices/" + inv, `{"lines":[{"description":"ok","quantity":1,"unit_price":1},{"description":"\ud83d","quantity":1,"unit_price":1}]}`, "lines[1].description", nil},
 		{"NUL in an item", "POST", "/api/v1/prescriptions", `{"visit_id":"` + visit + `","items":[{"drug":"a\u0000","dose":"1"}]}`, "items[0].drug", nil},
 		{"tab in a name", "POST", "/api/v1/patients", `{"name":"a\tb"}`, "name", nil},
+		{"right-to-left override in a name", "POST", "/api/v1/patients", `{"name":"Ann\u202Egnirts"}`, "name", nil},
+		{"isolate in a room", "POST", "/api/v1/doctors", `{"name":"Dr R","room":"\u20661\u2069"}`, "room", nil},
+		{"zero width space in a name", "POST", "/api/v1/doctors", `{"name":"Dr\u200BAda"}`, "name", nil},
+		{"BOM in a phone", "POST", "/api/v1/patients", `{"name":"P","phone":"\uFEFF123"}`, "phone", nil},
+		{"empty Idempotency-Key", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", ""}},
 		{"key not UTF-8", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", "k\xff"}},
 		{"key with a tab", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", "k\t1"}},
 		{"key too long", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", strings.Repeat("k", 201)}},
@@ -122,6 +127,10 @@ func TestInvalidTextRefused(t *testing.T) {
 	p := c.create(t, "patients", map[string]any{"name": "王小明 Zoë 😀", "phone": "٠١٢"})
 	if got := c.get(t, "patients", p["id"].(string)); got["name"] != "王小明 Zoë 😀" || got["phone"] != "٠١٢" {
 		t.Fatalf("stored %v", got)
+	}
+	// ZWNJ and ZWJ are part of Persian and Indic names, and of emoji.
+	if p := c.create(t, "patients", map[string]any{"name": "می‌خواهم क्‍ष"}); p["name"] != "می‌خواهم क्‍ष" {
+		t.Fatalf("stored %q", p["name"])
 	}
 	e := c.create(t, "patients", `{"name":"\u738b\ud83d\ude00"}`)
 	if e["name"] != "王😀" {
@@ -276,4 +285,29 @@ func TestFieldLimitsCountCharacters(t *testing.T) {
 		t.Fatalf("mrn filter of 64 characters: %d %s", r.Status, r.Body)
 	}
 	expectProblem(t, c.do(t, "GET", "/api/v1/patients?mrn="+strings.Repeat("%E7%8E%8B", 65), nil), http.StatusBadRequest, "mrn")
+}
+
+// TestCompressedBodyRefused: a request body with a Content-Encoding other
+// than identity is 415 with Accept-Encoding: identity (RFC 9110 §15.5.16,
+// RFC 7694) and writes nothing, however the header is spelled.
+func TestCompressedBodyRefused(t *testing.T) {
+	s := apptest.Start(t)
+	c := newClinic(t, s, "gzip")
+	gz := "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xabV\xcaK\xccMU\xb2RrQ\xd0sT\xaa\x05\x00\x1b\x80\xd1\x8d\x13\x00\x00\x00"
+	for _, enc := range []string{"gzip", "GZIP", "br", "identity, gzip", "deflate"} {
+		before := counts(t, s)
+		r := c.do(t, "POST", "/api/v1/doctors", gz, "Content-Encoding", enc)
+		expectProblem(t, r, http.StatusUnsupportedMediaType, "Content-Encoding")
+		if r.Header.Get("Accept-Encoding") != "identity" {
+			t.Fatalf("%s: Accept-Encoding %q", enc, r.Header.Get("Accept-Encoding"))
+		}
+		if !maps(before, counts(t, s)) {
+			t.Fatalf("%s: a refused request changed rows", enc)
+		}
+	}
+	for _, enc := range []string{"identity", "Identity"} {
+		if r := c.do(t, "POST", "/api/v1/doctors", `{"name":"Dr Plain"}`, "Content-Encoding", enc); r.Status != http.StatusCreated {
+			t.Fatalf("Content-Encoding %s: %d %s", enc, r.Status, r.Body)
+		}
+	}
 }

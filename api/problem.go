@@ -47,6 +47,7 @@ var codes = map[string]struct {
 	models.EGONE:          {http.StatusGone, "cursor-expired", "Cursor expired"},
 	models.EPRECONDITION:  {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
 	models.ETOOLARGE:      {http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
+	models.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},
 	models.EUNPROCESSABLE: {http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused"},
 	models.ERATELIMIT:     {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 	models.EUNAVAILABLE:   {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
@@ -73,8 +74,11 @@ func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			logger.Error("internal error", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 				"method", c.Request().Method, "route", c.Path(), "err", err)
 		}
-		if p.Status == http.StatusServiceUnavailable {
+		switch p.Status {
+		case http.StatusServiceUnavailable:
 			c.Response().Header().Set("Retry-After", "5")
+		case http.StatusUnsupportedMediaType:
+			c.Response().Header().Set("Accept-Encoding", "identity")
 		}
 		b, _ := json.Marshal(p)
 		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")

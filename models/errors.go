@@ -16,6 +16,7 @@ const (
 	EFORBIDDEN     = "forbidden"      // valid credentials, not allowed
 	EUNPROCESSABLE = "unprocessable"  // an Idempotency-Key reused with another request
 	ETOOLARGE      = "too_large"      // a request body over the limit
+	EUNSUPPORTED   = "unsupported"    // a request body in an encoding the server does not read
 	EGONE          = "cursor_expired" // a cursor older than the retained log
 	ERATELIMIT     = "rate_limited"   // too many requests
 	EUNAVAILABLE   = "unavailable"    // the database cannot be reached

@@ -115,11 +115,24 @@ func checkLine(v *Validation, field, s string, maxChars int, required bool) {
 	switch {
 	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
 		v.Add(field, "must be valid UTF-8 text without control characters (such as NUL, tab or a line break)")
+	case strings.IndexFunc(s, hidden) >= 0:
+		v.Add(field, "must not hold bidirectional controls or invisible characters (such as U+202E or U+200B)")
 	case utf8.RuneCountInString(s) > maxChars:
 		v.Add(field, "is too long: at most "+strconv.Itoa(maxChars)+" characters")
 	case required && strings.TrimSpace(s) == "":
 		v.Add(field, "is required")
 	}
+}
+
+// hidden reports the characters a single-line field refuses besides
+// controls: the Unicode Bidi_Control characters (U+061C, U+200E–U+200F,
+// U+202A–U+202E, U+2066–U+2069), which can make a name display as another
+// ("Trojan Source", CVE-2021-42574), and the invisible U+200B zero width
+// space, U+2060–U+2064 (word joiner, invisible operators) and U+FEFF, which
+// make two names that look equal differ. U+200C/U+200D (ZWNJ/ZWJ) stay:
+// Persian and Indic names need them.
+func hidden(r rune) bool {
+	return unicode.Is(unicode.Bidi_Control, r) || r == 0x200B || (r >= 0x2060 && r <= 0x2064) || r == 0xFEFF
 }
 
 // checkFreeText validates a free-text field (notes, a reason, a specialty,
