@@ -504,6 +504,41 @@ func TestArchivingADoctor(t *testing.T) {
 	}
 }
 
+// TestArchivingAPatient: a patient with work in progress (an active queue
+// entry today, an appointment holding a slot, an open visit) is not
+// archived — 409 with the counts and the ids, nothing written — because
+// they would stay on a board, a doctor's list or a bill while gone from
+// search and booking. Settled, the patient is archived.
+func TestArchivingAPatient(t *testing.T) {
+	s := apptest.Start(t)
+	c := newClinic(t, s, "archive-patient")
+	at := time.Now().UTC().Truncate(time.Minute).Add(time.Hour)
+	e := c.create(t, "queue", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})
+	a := c.create(t, "appointments", c.book(c.patient, c.doctor, at, 20))
+	// Another patient's work does not hold this one.
+	c.create(t, "queue", map[string]any{"patient_id": c.patient2, "doctor_id": c.doctor})
+
+	before := counts(t, s)
+	p := expectConflict(t, c.refused(t, 409, "DELETE", "/api/v1/patients/"+c.patient, nil), "", id(e), id(a))
+	if !strings.Contains(p.Detail, "1 active queue entry") || !strings.Contains(p.Detail, "1 upcoming appointment") {
+		t.Fatalf("detail: %s", p.Detail)
+	}
+	if !maps(before, counts(t, s)) {
+		t.Fatal("a refused archive changed rows")
+	}
+	c.patch(t, "queue", id(e), map[string]any{"status": "cancelled"}, 200)
+	c.patch(t, "appointments", id(a), map[string]any{"status": "cancelled"}, 200)
+	v := c.create(t, "visits", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor})
+	if p = expectConflict(t, c.refused(t, 409, "DELETE", "/api/v1/patients/"+c.patient, nil), "", id(v)); !strings.Contains(p.Detail, "1 open visit") {
+		t.Fatalf("detail: %s", p.Detail)
+	}
+	c.patch(t, "visits", id(v), map[string]any{"status": "closed"}, 200)
+	if r := c.do(t, "DELETE", "/api/v1/patients/"+c.patient, nil); r.Status != 204 {
+		t.Fatalf("archive: %d %s", r.Status, r.Body)
+	}
+	expectProblem(t, c.refused(t, 404, "GET", "/api/v1/patients/"+c.patient, nil), 404, "")
+}
+
 // TestViewsCountTheSameSet compares what the board (displays, doctor
 // cards) and the queue list (the front desk's counters: today's entries
 // by status) count, before and after archiving a doctor.

@@ -74,17 +74,18 @@ func (u *DoctorUpdate) Apply(d *Doctor) error {
 	return d.Validate()
 }
 
-// ArchiveBlockers is the 409 for archiving a doctor who still has work:
-// active queue entries today (entries), appointments that hold a slot and
-// have not ended (appointments) and open visits (visits). Their ids go in
-// Conflicts, in that order, at most MaxConflicts; the message gives the
-// counts. It returns nil when all three are empty.
-func ArchiveBlockers(d *Doctor, entries, appointments, visits []string, entryCount, appointmentCount, visitCount int64) error {
+// ArchiveBlockers is the 409 for archiving a doctor or a patient (named
+// name) who still has work: active queue entries today (entries),
+// appointments that hold a slot and have not ended (appointments) and open
+// visits (visits). Their ids go in Conflicts, in that order, at most
+// MaxConflicts; the message gives the counts. It returns nil when all three
+// are empty.
+func ArchiveBlockers(name string, entries, appointments, visits []string, entryCount, appointmentCount, visitCount int64) error {
 	if entryCount == 0 && appointmentCount == 0 && visitCount == 0 {
 		return nil
 	}
 	msg := fmt.Sprintf("%s still has %d active queue %s today, %d upcoming %s and %d open %s; complete, cancel or mark them no-show, and close the visits, first",
-		d.Name, entryCount, plural(entryCount, "entry", "entries"), appointmentCount, plural(appointmentCount, "appointment", "appointments"),
+		name, entryCount, plural(entryCount, "entry", "entries"), appointmentCount, plural(appointmentCount, "appointment", "appointments"),
 		visitCount, plural(visitCount, "visit", "visits"))
 	ids := append(append(append([]string{}, entries...), appointments...), visits...)
 	return Conflict("", msg, ids[:min(len(ids), MaxConflicts)]...)

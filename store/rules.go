@@ -717,11 +717,54 @@ func (w *writer) entryOf(appointmentID string) (*models.QueueEntry, error) {
 	return q, nil
 }
 
+// openWork refuses (models.ArchiveBlockers) to archive the doctor or patient
+// whose id is in column (doctor_id, patient_id) while it has active queue
+// entries on day, appointments holding a slot that has not ended, or open
+// visits; nil when it has none. Each is a count and the first ids, read
+// through the indexes of the clinic rules (migration 00004).
+func (w *writer) openWork(column, id, name, day string) error {
+	where := "tenant_id = ? AND " + column + " = ?"
+	sets := []struct {
+		what  string
+		q     func() *gorm.DB
+		order string
+		n     int64
+		ids   []string
+	}{
+		{what: "active queue entries", order: "token", q: func() *gorm.DB {
+			return w.tx.Model(&models.QueueEntry{}).Where(where+" AND day = ? AND status IN ?", w.actor.TenantID, id, day, models.ActiveQueueStatuses)
+		}},
+		{what: "upcoming appointments", order: "starts_at, id", q: func() *gorm.DB {
+			return w.tx.Model(&models.Appointment{}).Where(where+" AND deleted_at IS NULL AND status IN ? AND ends_at > ?",
+				w.actor.TenantID, id, models.OccupyingStatuses, w.now)
+		}},
+		{what: "open visits", order: "id", q: func() *gorm.DB {
+			return w.tx.Model(&models.Visit{}).Where(where+" AND deleted_at IS NULL AND status = ?", w.actor.TenantID, id, models.VisitOpen)
+		}},
+	}
+	for i := range sets {
+		st := &sets[i]
+		if err := st.q().Count(&st.n).Error; err != nil {
+			return fmt.Errorf("%s of %s: %w", st.what, column, err)
+		}
+		if st.n > 0 {
+			if err := st.q().Order(st.order).Limit(models.MaxConflicts).Pluck("id", &st.ids).Error; err != nil {
+				return fmt.Errorf("%s of %s: %w", st.what, column, err)
+			}
+		}
+	}
+	return models.ArchiveBlockers(name, sets[0].ids, sets[1].ids, sets[2].ids, sets[0].n, sets[1].n, sets[2].n)
+}
+
 // delete checks that the domain allows deleting rec.
 func (w *writer) delete(rec models.Record) error {
 	switch r := rec.(type) {
 	case *models.Doctor:
 		return w.archiveDoctor(r)
+	case *models.Patient:
+		// A patient with work in progress would stay on a board, a
+		// doctor's list or a bill while gone from search and booking.
+		return w.openWork("patient_id", r.ID, r.Name, w.s.now().In(w.s.loc).Format(time.DateOnly))
 	case *models.Appointment:
 		if r.Status == models.AppointmentCheckedIn || r.Status == models.AppointmentInConsultation || r.Status == models.AppointmentCompleted {
 			return models.Errorf(models.ECONFLICT, "a %s appointment cannot be deleted; cancel it instead", r.Status)
@@ -739,57 +782,14 @@ func (w *writer) delete(rec models.Record) error {
 	return nil
 }
 
-// archiveDoctor refuses to archive a doctor who still has work (active
-// queue entries today, appointments holding a slot that has not ended, or
-// open visits):
+// archiveDoctor refuses to archive a doctor who still has work (openWork):
 // ECONFLICT with the counts and the first ids. Otherwise it records that
 // the doctor's board of today changes, so the board event (archived: true)
 // takes the doctor off every display. The caller holds the doctor's row
 // lock (load), which every booking and enqueue of the doctor also takes.
 func (w *writer) archiveDoctor(d *models.Doctor) error {
 	day := w.s.now().In(w.s.loc).Format(time.DateOnly)
-	entries := func() *gorm.DB {
-		return w.tx.Model(&models.QueueEntry{}).Where("tenant_id = ? AND doctor_id = ? AND day = ? AND status IN ?",
-			w.actor.TenantID, d.ID, day, models.ActiveQueueStatuses)
-	}
-	appts := func() *gorm.DB {
-		return w.tx.Model(&models.Appointment{}).Where("tenant_id = ? AND doctor_id = ? AND deleted_at IS NULL AND status IN ? AND ends_at > ?",
-			w.actor.TenantID, d.ID, models.OccupyingStatuses, w.now)
-	}
-	var ne, na int64
-	var eids, aids []string
-	if err := entries().Count(&ne).Error; err != nil {
-		return fmt.Errorf("doctor's active entries: %w", err)
-	}
-	if err := appts().Count(&na).Error; err != nil {
-		return fmt.Errorf("doctor's upcoming appointments: %w", err)
-	}
-	if ne > 0 {
-		if err := entries().Order("token").Limit(models.MaxConflicts).Pluck("id", &eids).Error; err != nil {
-			return fmt.Errorf("doctor's active entries: %w", err)
-		}
-	}
-	if na > 0 {
-		if err := appts().Order("starts_at, id").Limit(models.MaxConflicts).Pluck("id", &aids).Error; err != nil {
-			return fmt.Errorf("doctor's upcoming appointments: %w", err)
-		}
-	}
-	// An open visit is work too: its doctor prescribes and invoices on it.
-	visits := func() *gorm.DB {
-		return w.tx.Model(&models.Visit{}).Where("tenant_id = ? AND doctor_id = ? AND deleted_at IS NULL AND status = ?",
-			w.actor.TenantID, d.ID, models.VisitOpen)
-	}
-	var nv int64
-	var vids []string
-	if err := visits().Count(&nv).Error; err != nil {
-		return fmt.Errorf("doctor's open visits: %w", err)
-	}
-	if nv > 0 {
-		if err := visits().Order("id").Limit(models.MaxConflicts).Pluck("id", &vids).Error; err != nil {
-			return fmt.Errorf("doctor's open visits: %w", err)
-		}
-	}
-	if err := models.ArchiveBlockers(d, eids, aids, vids, ne, na, nv); err != nil {
+	if err := w.openWork("doctor_id", d.ID, d.Name, day); err != nil {
 		return err
 	}
 	w.touchBoard(d.ID, day)
