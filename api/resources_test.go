@@ -73,7 +73,8 @@ func TestResourceLifecycle(t *testing.T) {
 		t.Errorf("invoice total after patch = %v, want 5000", got["total"])
 	}
 
-	// Deletes: where the domain allows it.
+	// Deletes: where the domain allows it (a patient once their queue entry
+	// and visit are settled).
 	for _, d := range []struct {
 		resource, id string
 		want         int
@@ -85,6 +86,14 @@ func TestResourceLifecycle(t *testing.T) {
 		{"visits", visit["id"].(string), http.StatusMethodNotAllowed},
 		{"patients", c.patient, http.StatusNoContent},
 	} {
+		if d.resource == "patients" {
+			// The patient's queue entry (made above) is settled first.
+			var entries struct{ Items []map[string]any }
+			c.do(t, http.MethodGet, "/api/v1/queue?patient_id="+c.patient, nil).JSON(t, &entries)
+			for _, e := range entries.Items {
+				c.patch(t, "queue", e["id"].(string), map[string]any{"status": "cancelled"}, 200)
+			}
+		}
 		r := c.do(t, http.MethodDelete, "/api/v1/"+d.resource+"/"+d.id, nil)
 		if r.Status != d.want {
 			t.Fatalf("DELETE %s: %d %s, want %d", d.resource, r.Status, r.Body, d.want)

@@ -231,9 +231,10 @@ func TestIdempotencyAndIfMatch(t *testing.T) {
 	if r := c.do(t, http.MethodPatch, "/api/v1/queue/"+q, map[string]any{"status": "no_show"}, "Idempotency-Key", "call-1"); r.Status != 422 {
 		t.Fatalf("PATCH with a reused key and another body: %d", r.Status)
 	}
-	d1 := c.do(t, http.MethodDelete, "/api/v1/patients/"+c.patient, nil, "Idempotency-Key", "del-1")
+	gone := c.create(t, "patients", map[string]any{"name": "To archive"})["id"].(string)
+	d1 := c.do(t, http.MethodDelete, "/api/v1/patients/"+gone, nil, "Idempotency-Key", "del-1")
 	before = counts(t, s)
-	d2 := c.do(t, http.MethodDelete, "/api/v1/patients/"+c.patient, nil, "Idempotency-Key", "del-1")
+	d2 := c.do(t, http.MethodDelete, "/api/v1/patients/"+gone, nil, "Idempotency-Key", "del-1")
 	if d1.Status != 204 || d2.Status != 204 || !maps(before, counts(t, s)) {
 		t.Fatalf("DELETE replay: %d / %d", d1.Status, d2.Status)
 	}
