@@ -126,6 +126,8 @@ func TestBookingRules(t *testing.T) {
 	}{
 		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": at, "ends_at": at}, "ends_at"},
 		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": at, "ends_at": at.Add(-time.Minute)}, "ends_at"},
+		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": at, "ends_at": at.Add(500 * time.Millisecond)}, "ends_at"},
+		{map[string]any{"patient_id": p3, "doctor_id": doc2, "starts_at": at, "ends_at": at.Add(59 * time.Second)}, "ends_at"},
 		{c.book(p3, doc2, time.Now().UTC().Add(-20*time.Minute), 30), "starts_at"},
 		{c.book(p3, doc2, time.Now().UTC().Add(-48*time.Hour), 30), "starts_at"},
 		// Too far ahead, and an offset that puts the time past year 9999

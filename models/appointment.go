@@ -30,8 +30,13 @@ var appointmentMoves = transitions[AppointmentStatus]{
 // appointmentPath is the forward path a cascade walks.
 var appointmentPath = []AppointmentStatus{AppointmentScheduled, AppointmentCheckedIn, AppointmentInConsultation, AppointmentCompleted}
 
-// MaxAppointmentLength bounds ends_at - starts_at.
-const MaxAppointmentLength = 24 * time.Hour
+// MinAppointmentLength and MaxAppointmentLength bound ends_at - starts_at:
+// at least a minute (a shorter slot, such as half a second, shows as ending
+// when it starts on every screen that prints minutes), at most a day.
+const (
+	MinAppointmentLength = time.Minute
+	MaxAppointmentLength = 24 * time.Hour
+)
 
 // DefaultBookingPastGrace is how far in the past a booking may start by
 // default: a patient booked at the desk for the slot that began ten minutes
@@ -186,6 +191,8 @@ func (a *Appointment) Validate() error {
 	case a.StartsAt.IsZero() || a.EndsAt.IsZero():
 	case !a.EndsAt.After(a.StartsAt):
 		v.Add("ends_at", "must be after starts_at")
+	case a.EndsAt.Sub(a.StartsAt) < MinAppointmentLength:
+		v.Add("ends_at", "must be at least one minute after starts_at")
 	case a.EndsAt.Sub(a.StartsAt) > MaxAppointmentLength:
 		v.Add("ends_at", "must be within 24 hours of starts_at")
 	}
