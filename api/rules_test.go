@@ -760,3 +760,25 @@ func TestDeltaAlwaysCarriesDeleted(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckInOnItsDay: an appointment is checked in on its own day (in the
+// clinic's time zone), by PATCH or by a queue entry naming it; on another
+// day it is 409 naming status, and nothing is queued.
+func TestCheckInOnItsDay(t *testing.T) {
+	s := apptest.Start(t)
+	c := newClinic(t, s, "checkin-day")
+	tomorrow := time.Now().UTC().Truncate(time.Minute).Add(25 * time.Hour)
+	a := c.create(t, "appointments", c.book(c.patient, c.doctor, tomorrow, 20))
+	before := counts(t, s)
+	expectConflict(t, c.refused(t, 409, "PATCH", "/api/v1/appointments/"+id(a), map[string]any{"status": "checked_in"}), "status", id(a))
+	expectConflict(t, c.refused(t, 409, "POST", "/api/v1/queue", map[string]any{"patient_id": c.patient, "doctor_id": c.doctor, "appointment_id": id(a)}), "status", id(a))
+	if !maps(before, counts(t, s)) {
+		t.Fatal("a refused check-in changed rows")
+	}
+	// Today's appointment checks in and queues the patient.
+	soon := c.create(t, "appointments", c.book(c.patient2, c.doctor, time.Now().UTC().Add(time.Minute), 20))
+	c.patch(t, "appointments", id(soon), map[string]any{"status": "checked_in"}, 200)
+	if got := c.activeEntries(t, c.patient2, c.doctor); len(got) != 1 {
+		t.Fatalf("active entries after check-in: %v", got)
+	}
+}

@@ -201,6 +201,18 @@ func (a *Appointment) Validate() error {
 	return v.Err()
 }
 
+// CheckInDay refuses (ECONFLICT naming status) checking the appointment in
+// on a day other than its own: today is the clinic's date (YYYY-MM-DD) and
+// loc its time zone (CLINIC_TIMEZONE). Checking in queues the patient for
+// today, so next week's appointment checked in today would put the patient
+// in today's queue and leave next week's slot looking kept.
+func (a *Appointment) CheckInDay(today string, loc *time.Location) error {
+	if day := a.StartsAt.In(loc).Format(time.DateOnly); day != today {
+		return Conflict("status", "appointment "+a.ID+" is on "+day+", not today ("+today+"); check it in on its day, or reschedule it first", a.ID)
+	}
+	return nil
+}
+
 // Transition moves the appointment to status to, or answers ECONFLICT.
 func (a *Appointment) Transition(to AppointmentStatus) error {
 	if !appointmentMoves.known(to) {

@@ -292,6 +292,9 @@ func (w *writer) createQueueEntry(q *models.QueueEntry) error {
 		if a.PatientID != q.PatientID || a.DoctorID != q.DoctorID {
 			return models.Invalid("appointment_id", "is for another patient or doctor")
 		}
+		if err := a.CheckInDay(w.s.now().In(w.s.loc).Format(time.DateOnly), w.s.loc); err != nil {
+			return err
+		}
 		if err := a.Transition(models.AppointmentCheckedIn); err != nil {
 			return err
 		}
@@ -476,6 +479,9 @@ func (w *writer) update(rec models.Record, update any) error {
 			}
 		}
 		if r.Status == models.AppointmentCheckedIn && from != r.Status {
+			if err := r.CheckInDay(w.s.now().In(w.s.loc).Format(time.DateOnly), w.s.loc); err != nil {
+				return err
+			}
 			d, err := w.doctor(r.DoctorID)
 			if err != nil {
 				return err
