@@ -42,12 +42,14 @@ type Config struct {
 	// KeySet, when not nil, also accepts RS256, ES256 and EdDSA tokens
 	// signed by one of its keys.
 	KeySet KeySet
-	// TenantClaim and RoleClaim say where tokens verified with KeySet
-	// carry the tenant and the role; the zero ClaimPath reads tenant_id
-	// and role. Tokens signed with Secret always use tenant_id and role.
-	TenantClaim, RoleClaim ClaimPath
-	Now                    func() time.Time
-	Spender                Spender
+	// TenantClaim, RoleClaim and SubjectClaim say where tokens verified
+	// with KeySet carry the tenant, the role and the caller's ClinicPulse
+	// identity (a patient's or doctor's id for those roles); the zero
+	// ClaimPath reads tenant_id, role and sub. Tokens signed with Secret
+	// always use tenant_id, role and sub.
+	TenantClaim, RoleClaim, SubjectClaim ClaimPath
+	Now                                  func() time.Time
+	Spender                              Spender
 }
 
 // Authenticator verifies tokens and tickets.
@@ -86,8 +88,8 @@ func New(cfg Config) *Authenticator {
 	m := hmac.New(sha256.New, cfg.Secret)
 	m.Write([]byte("clinicpulse stream ticket v1"))
 	a := &Authenticator{cfg: cfg, ticketKey: m.Sum(nil), parser: jwt.NewParser(opts...), verified: newVerified(10000)}
-	if cfg.KeySet != nil && (!cfg.TenantClaim.IsZero() || !cfg.RoleClaim.IsZero()) {
-		a.mapping = &claimMapping{tenant: cfg.TenantClaim, role: cfg.RoleClaim}
+	if cfg.KeySet != nil && (!cfg.TenantClaim.IsZero() || !cfg.RoleClaim.IsZero() || !cfg.SubjectClaim.IsZero()) {
+		a.mapping = &claimMapping{tenant: cfg.TenantClaim, role: cfg.RoleClaim, subject: cfg.SubjectClaim}
 	}
 	return a
 }
@@ -169,39 +171,55 @@ func (a *Authenticator) VerifyContext(ctx context.Context, token string) (models
 	if _, err := a.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return a.key(ctx, t, &used) }); err != nil {
 		return models.Actor{}, unauthorized("invalid token: " + tokenProblem(err))
 	}
-	// A key set's token may carry its tenant and role elsewhere (see
-	// ClaimPath); the values found are held to the same rules.
-	tenant, role := c.TenantID, models.Role(c.Role)
-	tenantName, roleName := "tenant_id", "role"
-	if used.key != nil && a.mapping != nil {
-		if p := a.cfg.TenantClaim; !p.IsZero() {
-			tenantName = fmt.Sprintf("tenant (claim %q)", p)
-			if errors.Is(c.mapped.tenantErr, errClaimNotString) {
-				return models.Actor{}, unauthorized("invalid token: the " + tenantName + " is not a JSON string")
+	actor, err := a.actor(&c, used.key != nil)
+	if err != nil {
+		return models.Actor{}, err
+	}
+	a.verified.put(token, verifiedEntry{actor: actor, until: c.ExpiresAt.Add(leeway), kid: used.kid, alg: used.alg, key: used.key})
+	return actor, nil
+}
+
+// actor reads the caller from verified claims. A key set's token may
+// carry its tenant, role and subject elsewhere (see ClaimPath, when
+// fromKeySet); the values found are held to the same rules as the native
+// claims, and a refusal names the claim it read.
+func (a *Authenticator) actor(c *Claims, fromKeySet bool) (models.Actor, error) {
+	tenant, role, subject := c.TenantID, models.Role(c.Role), c.Subject
+	tenantName, roleName, subjectName := "tenant_id", "role", "sub"
+	if fromKeySet && a.mapping != nil {
+		for _, m := range []struct {
+			path  ClaimPath
+			what  string
+			value string
+			err   error
+			name  *string
+			dst   *string
+		}{
+			{a.cfg.TenantClaim, "tenant", c.mapped.tenant, c.mapped.tenantErr, &tenantName, &tenant},
+			{a.cfg.RoleClaim, "role", c.mapped.role, c.mapped.roleErr, &roleName, (*string)(&role)},
+			{a.cfg.SubjectClaim, "sub", c.mapped.subject, c.mapped.subjectErr, &subjectName, &subject},
+		} {
+			if m.path.IsZero() {
+				continue
 			}
-			tenant = c.mapped.tenant // "" when missing: a platform token may name no tenant
-		}
-		if p := a.cfg.RoleClaim; !p.IsZero() {
-			roleName = fmt.Sprintf("role (claim %q)", p)
-			if errors.Is(c.mapped.roleErr, errClaimNotString) {
-				return models.Actor{}, unauthorized("invalid token: the " + roleName + " is not a JSON string")
+			*m.name = fmt.Sprintf("%s (claim %q)", m.what, m.path)
+			if errors.Is(m.err, errClaimNotString) {
+				return models.Actor{}, unauthorized("invalid token: the " + *m.name + " is not a JSON string")
 			}
-			role = models.Role(c.mapped.role)
+			*m.dst = m.value // "" when missing: a platform token may name no tenant
 		}
 	}
 	switch {
-	case c.Subject == "":
-		return models.Actor{}, unauthorized("invalid token: missing sub")
-	case !models.ValidLine(c.Subject, MaxSubject):
-		return models.Actor{}, unauthorized("invalid token: sub must be at most 255 characters without control characters")
+	case subject == "":
+		return models.Actor{}, unauthorized("invalid token: missing " + subjectName)
+	case !models.ValidLine(subject, MaxSubject):
+		return models.Actor{}, unauthorized("invalid token: " + subjectName + " must be at most 255 characters without control characters")
 	case !role.Valid():
 		return models.Actor{}, unauthorized("invalid token: missing or unknown " + roleName)
 	case role != models.RolePlatform && !ValidTenantID(tenant):
 		return models.Actor{}, unauthorized("invalid token: missing or malformed " + tenantName)
 	}
-	actor := models.Actor{Subject: c.Subject, TenantID: tenant, Role: role}
-	a.verified.put(token, verifiedEntry{actor: actor, until: c.ExpiresAt.Add(leeway), kid: used.kid, alg: used.alg, key: used.key})
-	return actor, nil
+	return models.Actor{Subject: subject, TenantID: tenant, Role: role}, nil
 }
 
 // usedKey is the key set's key that verified a token (key nil for HS256).

@@ -18,7 +18,7 @@ const (
 
 // ClaimPath names where an identity provider's token carries a value that
 // ClinicPulse reads from a top-level claim of its own tokens (tenant_id,
-// role). The zero ClaimPath reads the native claim.
+// role, sub). The zero ClaimPath reads the native claim.
 //
 // A path is either a claim name that exists at the top level of the claims
 // set, taken literally even when it contains dots — a namespaced claim such
@@ -117,24 +117,24 @@ func stringValue(v jsontext.Value) (string, error) {
 	return s, nil
 }
 
-// claimMapping is where an identity provider's tokens carry the tenant and
-// the role (Config.TenantClaim, Config.RoleClaim).
+// claimMapping is where an identity provider's tokens carry the tenant,
+// the role and the subject (Config.TenantClaim, RoleClaim, SubjectClaim).
 type claimMapping struct {
-	tenant, role ClaimPath
+	tenant, role, subject ClaimPath
 }
 
 // mappedClaims are the values a claimMapping found, each with the reason
 // it found none.
 type mappedClaims struct {
-	tenant, role       string
-	tenantErr, roleErr error
+	tenant, role, subject          string
+	tenantErr, roleErr, subjectErr error
 }
 
 // resolve reads the mapped claims from the claims set b (a JSON object).
 func (m *claimMapping) resolve(b []byte) mappedClaims {
 	var top map[string]jsontext.Value
 	if err := json.Unmarshal(b, &top); err != nil {
-		return mappedClaims{tenantErr: errClaimMissing, roleErr: errClaimMissing}
+		return mappedClaims{tenantErr: errClaimMissing, roleErr: errClaimMissing, subjectErr: errClaimMissing}
 	}
 	var out mappedClaims
 	if !m.tenant.IsZero() {
@@ -142,6 +142,9 @@ func (m *claimMapping) resolve(b []byte) mappedClaims {
 	}
 	if !m.role.IsZero() {
 		out.role, out.roleErr = m.role.lookup(top)
+	}
+	if !m.subject.IsZero() {
+		out.subject, out.subjectErr = m.subject.lookup(top)
 	}
 	return out
 }

@@ -67,7 +67,7 @@ func newClient(timeout time.Duration, maxBytes int64) *http.Client {
 		Timeout:   timeout,
 		Transport: boundedTransport{next: http.DefaultTransport.(*http.Transport).Clone(), max: maxBytes},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= maxRedirects {
+			if len(via) > maxRedirects { // via holds the first request, then each redirect
 				return fmt.Errorf("more than %d redirects", maxRedirects)
 			}
 			if err := CheckURL(req.URL.String()); err != nil {

@@ -134,6 +134,15 @@ func (p *idp) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var body []byte
 	switch r.URL.Path {
+	case "/moved": // one redirect, to the set
+		http.Redirect(w, r, "/jwks.json", http.StatusFound)
+		return
+	case "/away": // to plain http on another host
+		http.Redirect(w, r, "http://keys.example/jwks.json", http.StatusFound)
+		return
+	case "/loop": // redirects without end
+		http.Redirect(w, r, "/loop", http.StatusFound)
+		return
 	case "/jwks.json":
 		p.fetches.Add(1)
 		parts := raw
@@ -206,7 +215,8 @@ type verifier struct {
 }
 
 // newVerifier starts a key set with cfg (the provider's URL, fast
-// timeouts) and an Authenticator trusting it; issuer is the provider's.
+// timeouts) and an Authenticator trusting it; issuer is the provider's;
+// mapping gives the tenant, role and subject claims ("" for the native).
 func newVerifier(t testing.TB, cfg jwks.Config, issuer string, mapping ...string) *verifier {
 	t.Helper()
 	logs := &logBuffer{}
@@ -223,8 +233,8 @@ func newVerifier(t testing.TB, cfg jwks.Config, issuer string, mapping ...string
 	if issuer == "" {
 		ac.Audience = ""
 	}
-	if len(mapping) == 2 {
-		for i, dst := range []*auth.ClaimPath{&ac.TenantClaim, &ac.RoleClaim} {
+	if len(mapping) > 0 {
+		for i, dst := range []*auth.ClaimPath{&ac.TenantClaim, &ac.RoleClaim, &ac.SubjectClaim}[:len(mapping)] {
 			if mapping[i] == "" {
 				continue
 			}

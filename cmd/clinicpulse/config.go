@@ -182,8 +182,8 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 
 // identityProvider reads the identity provider's settings (docs/identity.md):
 // JWT_JWKS_URL (a URL, or "off"), OIDC discovery when it is unset and
-// JWT_ISSUER is an http(s) URL, JWT_JWKS_REFRESH, JWT_TENANT_CLAIM and
-// JWT_ROLE_CLAIM. A key set needs JWT_ISSUER and JWT_AUDIENCE: without them
+// JWT_ISSUER is an http(s) URL, JWT_JWKS_REFRESH, JWT_TENANT_CLAIM,
+// JWT_ROLE_CLAIM and JWT_SUBJECT_CLAIM. A key set needs JWT_ISSUER and JWT_AUDIENCE: without them
 // a token the provider issued to another application, or to another
 // tenant of a shared provider, would be accepted.
 func (e *envReader) identityProvider(cfg *app.Config) {
@@ -205,7 +205,7 @@ func (e *envReader) identityProvider(cfg *app.Config) {
 	for _, c := range []struct {
 		name string
 		dst  *string
-	}{{"JWT_TENANT_CLAIM", &cfg.JWTTenantClaim}, {"JWT_ROLE_CLAIM", &cfg.JWTRoleClaim}} {
+	}{{"JWT_TENANT_CLAIM", &cfg.JWTTenantClaim}, {"JWT_ROLE_CLAIM", &cfg.JWTRoleClaim}, {"JWT_SUBJECT_CLAIM", &cfg.JWTSubjectClaim}} {
 		v := e.get(c.name)
 		if v == "" {
 			continue

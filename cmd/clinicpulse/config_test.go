@@ -192,6 +192,7 @@ func TestLoadConfigIdentityProvider(t *testing.T) {
 		{map[string]string{"JWT_SECRET": testSecret, "JWT_JWKS_URL": "https://idp.example/jwks", "JWT_AUDIENCE": "a"}, "JWT_ISSUER is required"},
 		{idp("JWT_TENANT_CLAIM", "a b"), `JWT_TENANT_CLAIM="a b": a claim name or dotted path: contains a space`},
 		{idp("JWT_ROLE_CLAIM", strings.Repeat("r", 300)), `JWT_ROLE_CLAIM=`},
+		{idp("JWT_SUBJECT_CLAIM", "a\x00"), `JWT_SUBJECT_CLAIM=`},
 		{map[string]string{"JWT_SECRET": testSecret, "JWT_ROLE_CLAIM": "app_metadata.role"}, `JWT_ROLE_CLAIM="app_metadata.role": applies to an identity provider's key set`},
 		{idp("JWT_JWKS_URL", "off", "JWT_TENANT_CLAIM", "org"), `JWT_TENANT_CLAIM="org": applies to an identity provider's key set`},
 		{idp("JWT_JWKS_REFRESH", "10s"), `JWT_JWKS_REFRESH="10s": must be at least 1m0s`},

@@ -74,10 +74,10 @@ type Config struct {
 	// main package sets Issuer for OIDC discovery). Its Logger defaults to
 	// Logger.
 	JWKS jwks.Config
-	// JWTTenantClaim and JWTRoleClaim say where the key set's tokens carry
-	// the tenant and role (auth.ParseClaimPath); "" reads tenant_id and
-	// role.
-	JWTTenantClaim, JWTRoleClaim string
+	// JWTTenantClaim, JWTRoleClaim and JWTSubjectClaim say where the key
+	// set's tokens carry the tenant, role and ClinicPulse identity
+	// (auth.ParseClaimPath); "" reads tenant_id, role and sub.
+	JWTTenantClaim, JWTRoleClaim, JWTSubjectClaim string
 }
 
 // App is a running ClinicPulse instance.
@@ -180,7 +180,7 @@ func (a *App) newAuth(ctx context.Context, spender auth.Spender) (*auth.Authenti
 	for _, c := range []struct {
 		name, value string
 		path        *auth.ClaimPath
-	}{{"tenant", cfg.JWTTenantClaim, &ac.TenantClaim}, {"role", cfg.JWTRoleClaim, &ac.RoleClaim}} {
+	}{{"tenant", cfg.JWTTenantClaim, &ac.TenantClaim}, {"role", cfg.JWTRoleClaim, &ac.RoleClaim}, {"subject", cfg.JWTSubjectClaim, &ac.SubjectClaim}} {
 		if c.value == "" {
 			continue
 		}
