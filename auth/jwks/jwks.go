@@ -204,6 +204,8 @@ func (s *Set) load(u string) error {
 	s.store.Store(st)
 	if n := s.count(st); n > 0 {
 		s.cfg.Logger.Info("identity provider: key set loaded", "url", u, "keys", n)
+	} else {
+		s.cfg.Logger.Warn("identity provider: no key loaded; its tokens are refused until a fetch succeeds (HS256 tokens are unaffected)", "url", u)
 	}
 	return nil
 }
