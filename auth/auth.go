@@ -1,15 +1,19 @@
-// Package auth verifies the callers of the API: HS256 JWTs with pinned
-// algorithm, issuer and audience, and single-use stream tickets for
-// browsers' EventSource, which cannot send an Authorization header.
+// Package auth verifies the callers of the API: JWTs with pinned
+// algorithms, issuer and audience — HS256 with the server's secret, and
+// RS256, ES256 or EdDSA with a key of an identity provider's key set (see
+// KeySet) — and single-use stream tickets for browsers' EventSource, which
+// cannot send an Authorization header.
 package auth
 
 import (
 	"context"
+	"crypto"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	jsonv1 "encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -31,11 +35,21 @@ type Spender interface {
 
 // Config configures an Authenticator.
 type Config struct {
+	// Secret verifies HS256 tokens and keys stream tickets.
 	Secret   []byte
 	Issuer   string // required in tokens when set
 	Audience string // required in tokens when set
-	Now      func() time.Time
-	Spender  Spender
+	// KeySet, when not nil, also accepts RS256, ES256 and EdDSA tokens
+	// signed by one of its keys.
+	KeySet KeySet
+	// TenantClaim, RoleClaim and SubjectClaim say where tokens verified
+	// with KeySet carry the tenant, the role and the caller's ClinicPulse
+	// identity (a patient's or doctor's id for those roles); the zero
+	// ClaimPath reads tenant_id, role and sub. Tokens signed with Secret
+	// always use tenant_id, role and sub.
+	TenantClaim, RoleClaim, SubjectClaim ClaimPath
+	Now                                  func() time.Time
+	Spender                              Spender
 }
 
 // Authenticator verifies tokens and tickets.
@@ -44,6 +58,7 @@ type Authenticator struct {
 	ticketKey []byte
 	parser    *jwt.Parser
 	verified  *verified
+	mapping   *claimMapping // nil when no claim is mapped
 }
 
 // leeway is the clock skew allowed on exp and nbf.
@@ -54,8 +69,12 @@ func New(cfg Config) *Authenticator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	methods := []string{jwt.SigningMethodHS256.Alg()}
+	if cfg.KeySet != nil {
+		methods = append(methods, algRS256, algES256, algEdDSA)
+	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithLeeway(leeway),
@@ -68,7 +87,11 @@ func New(cfg Config) *Authenticator {
 	}
 	m := hmac.New(sha256.New, cfg.Secret)
 	m.Write([]byte("clinicpulse stream ticket v1"))
-	return &Authenticator{cfg: cfg, ticketKey: m.Sum(nil), parser: jwt.NewParser(opts...), verified: newVerified(10000)}
+	a := &Authenticator{cfg: cfg, ticketKey: m.Sum(nil), parser: jwt.NewParser(opts...), verified: newVerified(10000)}
+	if cfg.KeySet != nil && (!cfg.TenantClaim.IsZero() || !cfg.RoleClaim.IsZero() || !cfg.SubjectClaim.IsZero()) {
+		a.mapping = &claimMapping{tenant: cfg.TenantClaim, role: cfg.RoleClaim, subject: cfg.SubjectClaim}
+	}
+	return a
 }
 
 // Claims are the token's claims.
@@ -76,6 +99,9 @@ type Claims struct {
 	TenantID string `json:"tenant_id"`
 	Role     string `json:"role"`
 	jwt.RegisteredClaims
+
+	mapping *claimMapping // set before decoding: the claims to read besides
+	mapped  mappedClaims  // what mapping found
 }
 
 // Reasons a token is refused beyond golang-jwt's own checks; tokenProblem
@@ -110,6 +136,9 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	if _, ok := errors.AsType[*jsontext.SyntacticError](err); ok {
 		return errClaimsJSON
 	}
+	if err == nil && c.mapping != nil {
+		c.mapped = c.mapping.resolve(b)
+	}
 	return err
 }
 
@@ -120,30 +149,94 @@ func ValidTenantID(s string) bool { return tenantRE.MatchString(s) }
 
 func unauthorized(msg string) error { return models.Errorf(models.EUNAUTHORIZED, "%s", msg) }
 
-// Verify checks a JWT and returns its actor. A platform actor has no tenant
-// yet: the request names it.
+// Verify is VerifyContext without a deadline: a token of an unknown kid
+// may wait for the key set's refresh.
 func (a *Authenticator) Verify(token string) (models.Actor, error) {
-	if actor, ok := a.verified.get(token, a.cfg.Now()); ok {
-		return actor, nil
+	return a.VerifyContext(context.Background(), token)
+}
+
+// VerifyContext checks a JWT and returns its actor. A platform actor has no
+// tenant yet: the request names it. ctx bounds the key set's refresh when
+// the token names a kid the set does not hold. Errors are EUNAUTHORIZED with
+// a detail naming the reason, never the token.
+func (a *Authenticator) VerifyContext(ctx context.Context, token string) (models.Actor, error) {
+	if e, ok := a.verified.get(token, a.cfg.Now()); ok {
+		if e.key == nil || a.stillInSet(ctx, e) {
+			return e.actor, nil
+		}
+		a.verified.drop(token)
 	}
-	var c Claims
-	if _, err := a.parser.ParseWithClaims(token, &c, a.key); err != nil {
+	c := Claims{mapping: a.mapping}
+	var used usedKey
+	if _, err := a.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return a.key(ctx, t, &used) }); err != nil {
 		return models.Actor{}, unauthorized("invalid token: " + tokenProblem(err))
 	}
-	role := models.Role(c.Role)
-	switch {
-	case c.Subject == "":
-		return models.Actor{}, unauthorized("invalid token: missing sub")
-	case !models.ValidLine(c.Subject, MaxSubject):
-		return models.Actor{}, unauthorized("invalid token: sub must be at most 255 characters without control characters")
-	case !role.Valid():
-		return models.Actor{}, unauthorized("invalid token: missing or unknown role")
-	case role != models.RolePlatform && !ValidTenantID(c.TenantID):
-		return models.Actor{}, unauthorized("invalid token: missing or malformed tenant_id")
+	actor, err := a.actor(&c, used.key != nil)
+	if err != nil {
+		return models.Actor{}, err
 	}
-	actor := models.Actor{Subject: c.Subject, TenantID: c.TenantID, Role: role}
-	a.verified.put(token, actor, c.ExpiresAt.Add(leeway))
+	a.verified.put(token, verifiedEntry{actor: actor, until: c.ExpiresAt.Add(leeway), kid: used.kid, alg: used.alg, key: used.key})
 	return actor, nil
+}
+
+// actor reads the caller from verified claims. A key set's token may
+// carry its tenant, role and subject elsewhere (see ClaimPath, when
+// fromKeySet); the values found are held to the same rules as the native
+// claims, and a refusal names the claim it read.
+func (a *Authenticator) actor(c *Claims, fromKeySet bool) (models.Actor, error) {
+	tenant, role, subject := c.TenantID, models.Role(c.Role), c.Subject
+	tenantName, roleName, subjectName := "tenant_id", "role", "sub"
+	if fromKeySet && a.mapping != nil {
+		for _, m := range []struct {
+			path  ClaimPath
+			what  string
+			value string
+			err   error
+			name  *string
+			dst   *string
+		}{
+			{a.cfg.TenantClaim, "tenant", c.mapped.tenant, c.mapped.tenantErr, &tenantName, &tenant},
+			{a.cfg.RoleClaim, "role", c.mapped.role, c.mapped.roleErr, &roleName, (*string)(&role)},
+			{a.cfg.SubjectClaim, "sub", c.mapped.subject, c.mapped.subjectErr, &subjectName, &subject},
+		} {
+			if m.path.IsZero() {
+				continue
+			}
+			*m.name = fmt.Sprintf("%s (claim %q)", m.what, m.path)
+			if errors.Is(m.err, errClaimNotString) {
+				return models.Actor{}, unauthorized("invalid token: the " + *m.name + " is not a JSON string")
+			}
+			*m.dst = m.value // "" when missing: a platform token may name no tenant
+		}
+	}
+	switch {
+	case subject == "":
+		return models.Actor{}, unauthorized("invalid token: missing " + subjectName)
+	case !models.ValidLine(subject, MaxSubject):
+		return models.Actor{}, unauthorized("invalid token: " + subjectName + " must be at most 255 characters without control characters")
+	case !role.Valid():
+		return models.Actor{}, unauthorized("invalid token: missing or unknown " + roleName)
+	case role != models.RolePlatform && !ValidTenantID(tenant):
+		return models.Actor{}, unauthorized("invalid token: missing or malformed " + tenantName)
+	}
+	return models.Actor{Subject: subject, TenantID: tenant, Role: role}, nil
+}
+
+// usedKey is the key set's key that verified a token (key nil for HS256).
+type usedKey struct {
+	kid, alg string
+	key      crypto.PublicKey
+}
+
+// stillInSet reports whether the key that verified a remembered token is
+// still the key set's key for its kid: a key removed from the set stops
+// verifying the tokens it signed from the refresh that removes it.
+func (a *Authenticator) stillInSet(ctx context.Context, e verifiedEntry) bool {
+	if a.cfg.KeySet == nil {
+		return false
+	}
+	k, err := a.cfg.KeySet.Key(ctx, e.kid, e.alg)
+	return err == nil && sameKey(k, e.key)
 }
 
 // MaxSubject bounds a token's sub in characters: it is stored as the actor
@@ -159,7 +252,12 @@ const MaxSubject = 255
 // also held to strict JSON, as the claims are (see Claims.UnmarshalJSON):
 // encoding/json keeps the last of two "alg" members where another parser may
 // keep the first.
-func (a *Authenticator) key(t *jwt.Token) (any, error) {
+//
+// HS256 is verified with the secret alone, whatever the header's kid. The
+// public-key algorithms (only admitted by the parser with a KeySet) need a
+// kid naming a key of the set whose type fits the alg (keyFits); the key is
+// recorded in used.
+func (a *Authenticator) key(ctx context.Context, t *jwt.Token, used *usedKey) (any, error) {
 	if _, ok := t.Header["crit"]; ok {
 		return nil, errCritical
 	}
@@ -167,7 +265,26 @@ func (a *Authenticator) key(t *jwt.Token) (any, error) {
 	if h, err := a.parser.DecodeSegment(seg); err != nil || !jsontext.Value(h).IsValid() {
 		return nil, errHeaderJSON
 	}
-	return a.cfg.Secret, nil
+	alg := t.Method.Alg()
+	if alg == jwt.SigningMethodHS256.Alg() {
+		return a.cfg.Secret, nil
+	}
+	if a.cfg.KeySet == nil {
+		return nil, jwt.ErrTokenUnverifiable // not reached: the parser admits HS256 only
+	}
+	kid, ok := t.Header["kid"].(string)
+	if !ok || kid == "" {
+		return nil, errNoKID
+	}
+	key, err := a.cfg.KeySet.Key(ctx, kid, alg)
+	if err != nil {
+		return nil, err
+	}
+	if !keyFits(alg, key) {
+		return nil, ErrKeyMismatch
+	}
+	*used = usedKey{kid: kid, alg: alg, key: key}
+	return key, nil
 }
 
 // tokenProblem names what was wrong without echoing the token.
@@ -180,6 +297,10 @@ func tokenProblem(err error) string {
 		{errHeaderJSON, errHeaderJSON.Error()},
 		{errClaimsJSON, errClaimsJSON.Error()},
 		{errNumericDate, errNumericDate.Error()},
+		{errNoKID, errNoKID.Error()},
+		{ErrKeySetNotLoaded, ErrKeySetNotLoaded.Error()},
+		{ErrUnknownKey, ErrUnknownKey.Error()},
+		{ErrKeyMismatch, ErrKeyMismatch.Error()},
 		{jwt.ErrTokenExpired, "expired"},
 		{jwt.ErrTokenNotValidYet, "not valid yet"},
 		{jwt.ErrTokenRequiredClaimMissing, "a required claim is missing"},
@@ -196,7 +317,8 @@ func tokenProblem(err error) string {
 	return "rejected"
 }
 
-// Sign issues an HS256 token for an actor, for DEV=1 demo tokens and tests.
+// Sign issues an HS256 token for an actor, for DEV=1 demo tokens,
+// `clinicpulse token` and tests.
 func (a *Authenticator) Sign(actor models.Actor, ttl time.Duration) (string, error) {
 	now := a.cfg.Now()
 	c := Claims{TenantID: actor.TenantID, Role: string(actor.Role), RegisteredClaims: jwt.RegisteredClaims{
@@ -269,7 +391,7 @@ func (a *Authenticator) Middleware(allowTicket bool) echo.MiddlewareFunc {
 			h := r.Header.Get("Authorization")
 			switch {
 			case len(h) > 7 && strings.EqualFold(h[:7], "bearer "):
-				actor, err = a.Verify(strings.TrimSpace(h[7:]))
+				actor, err = a.VerifyContext(r.Context(), strings.TrimSpace(h[7:]))
 			case allowTicket && c.QueryParam("ticket") != "":
 				actor, err = a.RedeemTicket(r.Context(), c.QueryParam("ticket"))
 			default:

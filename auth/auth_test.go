@@ -2,9 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/clinicpulse/clinicpulse/internal/tokentest"
 	"github.com/clinicpulse/clinicpulse/models"
 )
 
@@ -134,75 +132,44 @@ func TestVerifiedCacheExpires(t *testing.T) {
 	}
 	v := newVerified(10)
 	for i := range 100 {
-		v.put(string(rune('a'+i)), models.Actor{}, now.Add(time.Hour))
+		v.put(string(rune('a'+i)), verifiedEntry{until: now.Add(time.Hour)})
 	}
 	if len(v.entries) > 10 {
 		t.Fatalf("cache holds %d entries, max 10", len(v.entries))
 	}
 }
 
-// signRaw signs a header and claims set given as raw JSON text, so that a
-// test can send what no well-behaved library would produce.
+// signRaw signs a header and claims set given as raw JSON text with an
+// HS256 secret, so that a test can send what no well-behaved library would
+// produce.
 func signRaw(secret []byte, header, claims string) string {
-	enc := base64.RawURLEncoding
-	in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(in))
-	return in + "." + enc.EncodeToString(m.Sum(nil))
+	return tokentest.SignRaw("HS256", secret, header, claims)
 }
 
 // TestStrictTokens: correctly signed HS256 tokens that a lenient verifier
 // would accept are refused (401, a detail naming the reason and never the
-// token), and are not remembered by the verified-token cache.
+// token), and are not remembered by the verified-token cache. The same
+// table runs for tokens of an identity provider's key set in package
+// auth/jwks.
 func TestStrictTokens(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	a := newAuth(&now)
 	secret := a.cfg.Secret
-	exp := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
-	hdr := `{"alg":"HS256","typ":"JWT"}`
-	claims := func(extra string) string {
-		return `{"sub":"u1","tenant_id":"t1","role":"admin","exp":` + exp + extra + `}`
-	}
-	if _, err := a.Verify(signRaw(secret, hdr, claims(""))); err != nil {
+	exp := now.Add(time.Hour).Unix()
+	hdr := tokentest.Header("HS256", "", `,"typ":"JWT"`)
+	if _, err := a.Verify(signRaw(secret, hdr, tokentest.Claims(exp, ""))); err != nil {
 		t.Fatalf("the well-formed raw token: %v", err)
 	}
-	for _, tc := range []struct {
-		name, header, claims, detail string
-	}{
-		// RFC 7515 §4.1.11: unknown critical extensions must be refused,
-		// and an empty crit list is not allowed either.
-		{"crit extension", `{"alg":"HS256","typ":"JWT","crit":["x-require-mfa"],"x-require-mfa":true}`, claims(""), "crit"},
-		{"crit empty", `{"alg":"HS256","crit":[]}`, claims(""), "crit"},
-		{"crit b64", `{"alg":"HS256","b64":false,"crit":["b64"]}`, claims(""), "crit"},
-		{"alg twice", `{"alg":"none","alg":"HS256"}`, claims(""), "header is not strict JSON"},
-		// RFC 7519 §2: a NumericDate is a JSON number.
-		{"exp string", hdr, `{"sub":"u1","tenant_id":"t1","role":"admin","exp":"` + exp + `"}`, "NumericDate"},
-		{"exp null", hdr, `{"sub":"u1","tenant_id":"t1","role":"admin","exp":null}`, "NumericDate"},
-		{"nbf string", hdr, claims(`,"nbf":"1700000000"`), "NumericDate"},
-		{"iat string", hdr, claims(`,"iat":"1700000000"`), "NumericDate"},
-		{"exp object", hdr, `{"sub":"u1","tenant_id":"t1","role":"admin","exp":{"s":1}}`, "NumericDate"},
-		// Names are exact and unique; text is UTF-8.
-		{"sub twice", hdr, claims(`,"sub":"u2"`), "claims are not strict JSON"},
-		{"role twice", hdr, claims(`,"role":"platform"`), "claims are not strict JSON"},
-		{"SUB only", hdr, `{"SUB":"u1","tenant_id":"t1","role":"admin","exp":` + exp + `}`, "missing sub"},
-		{"EXP only", hdr, `{"sub":"u1","tenant_id":"t1","role":"admin","EXP":` + exp + `}`, "required claim"},
-		{"Role only", hdr, `{"sub":"u1","tenant_id":"t1","Role":"admin","exp":` + exp + `}`, "role"},
-		{"sub invalid UTF-8", hdr, `{"sub":"u` + "\xff\xfe" + `","tenant_id":"t1","role":"admin","exp":` + exp + `}`, "claims are not strict JSON"},
-		{"sub lone surrogate", hdr, `{"sub":"\ud800","tenant_id":"t1","role":"admin","exp":` + exp + `}`, "claims are not strict JSON"},
-		{"header invalid UTF-8", `{"alg":"HS256","kid":"` + "\xff" + `"}`, claims(""), "header is not strict JSON"},
-		{"sub NUL", hdr, `{"sub":"u\u0000","tenant_id":"t1","role":"admin","exp":` + exp + `}`, "sub"},
-		{"sub newline", hdr, `{"sub":"u\n1","tenant_id":"t1","role":"admin","exp":` + exp + `}`, "sub"},
-		{"sub too long", hdr, `{"sub":"` + strings.Repeat("王", MaxSubject+1) + `","tenant_id":"t1","role":"admin","exp":` + exp + `}`, "sub"},
-	} {
-		tok := signRaw(secret, tc.header, tc.claims)
+	for _, tc := range tokentest.StrictCases("HS256", "", exp) {
+		tok := signRaw(secret, tc.Header, tc.Claims)
 		for range 2 { // the second time would come from the cache
 			_, err := a.Verify(tok)
 			if models.ErrorCode(err) != models.EUNAUTHORIZED {
-				t.Errorf("%s: %v, want unauthorized", tc.name, err)
+				t.Errorf("%s: %v, want unauthorized", tc.Name, err)
 				break
 			}
-			if msg := models.ErrorMessage(err); !strings.Contains(msg, tc.detail) || strings.Contains(msg, tok) {
-				t.Errorf("%s: detail %q, want it to mention %q", tc.name, msg, tc.detail)
+			if msg := models.ErrorMessage(err); !strings.Contains(msg, tc.Detail) || strings.Contains(msg, tok) {
+				t.Errorf("%s: detail %q, want it to mention %q", tc.Name, msg, tc.Detail)
 			}
 		}
 	}
@@ -210,13 +177,18 @@ func TestStrictTokens(t *testing.T) {
 		t.Fatalf("the cache holds %d tokens, want only the one accepted", len(a.verified.entries))
 	}
 	// The longest sub accepted, in characters.
-	long := signRaw(secret, hdr, `{"sub":"`+strings.Repeat("王", MaxSubject)+`","tenant_id":"t1","role":"admin","exp":`+exp+`}`)
+	long := signRaw(secret, hdr, `{"sub":"`+strings.Repeat("王", MaxSubject)+`","tenant_id":"t1","role":"admin","exp":`+strconv.FormatInt(exp, 10)+`}`)
 	if got, err := a.Verify(long); err != nil || utf8.RuneCountInString(got.Subject) != MaxSubject {
 		t.Fatalf("a %d-character sub: %v", MaxSubject, err)
 	}
 	// Fractional NumericDates are numbers, and accepted (RFC 7519 §2).
-	if _, err := a.Verify(signRaw(secret, hdr, `{"sub":"u1","tenant_id":"t1","role":"admin","exp":`+exp+`.5,"iat":1799999999.25}`)); err != nil {
+	if _, err := a.Verify(signRaw(secret, hdr, `{"sub":"u1","tenant_id":"t1","role":"admin","exp":`+strconv.FormatInt(exp, 10)+`.5,"iat":1799999999.25}`)); err != nil {
 		t.Fatalf("fractional exp: %v", err)
+	}
+	// Without a key set, a token signed with a public-key algorithm is
+	// refused before any key is looked up.
+	if _, err := a.Verify(signRaw(secret, tokentest.Header("RS256", "k1", ""), tokentest.Claims(exp, ""))); models.ErrorCode(err) != models.EUNAUTHORIZED {
+		t.Fatalf("an RS256 token without a key set: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto"
 	"sync"
 	"time"
 
@@ -19,13 +20,17 @@ type verified struct {
 type verifiedEntry struct {
 	actor models.Actor
 	until time.Time // exp plus the leeway: past it the token is rejected
+	// The key set's key that verified the token (key nil for HS256): a hit
+	// is only good while the set still holds it (Authenticator.stillInSet).
+	kid, alg string
+	key      crypto.PublicKey
 }
 
 func newVerified(max int) *verified {
 	return &verified{max: max, entries: make(map[string]verifiedEntry, max)}
 }
 
-func (v *verified) get(token string, now time.Time) (models.Actor, bool) {
+func (v *verified) get(token string, now time.Time) (verifiedEntry, bool) {
 	v.mu.Lock()
 	e, ok := v.entries[token]
 	if ok && !now.Before(e.until) {
@@ -33,10 +38,16 @@ func (v *verified) get(token string, now time.Time) (models.Actor, bool) {
 		ok = false
 	}
 	v.mu.Unlock()
-	return e.actor, ok
+	return e, ok
 }
 
-func (v *verified) put(token string, a models.Actor, until time.Time) {
+func (v *verified) drop(token string) {
+	v.mu.Lock()
+	delete(v.entries, token)
+	v.mu.Unlock()
+}
+
+func (v *verified) put(token string, e verifiedEntry) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.entries) >= v.max {
@@ -50,5 +61,5 @@ func (v *verified) put(token string, a models.Actor, until time.Time) {
 			}
 		}
 	}
-	v.entries[token] = verifiedEntry{a, until}
+	v.entries[token] = e
 }

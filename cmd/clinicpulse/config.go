@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clinicpulse/clinicpulse/auth"
+	"github.com/clinicpulse/clinicpulse/auth/jwks"
 	"github.com/clinicpulse/clinicpulse/internal/app"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/polling"
@@ -166,6 +168,7 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 		e.errs = append(e.errs, errors.New("JWT_SECRET must be at least 32 bytes"))
 	}
 	cfg.JWTSecret = []byte(secret)
+	e.identityProvider(cfg)
 	if len(e.errs) > 0 {
 		return sc, fmt.Errorf("configuration: %w", errors.Join(e.errs...))
 	}
@@ -175,6 +178,65 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	return sc, nil
+}
+
+// identityProvider reads the identity provider's settings (docs/identity.md):
+// JWT_JWKS_URL (a URL, or "off"), OIDC discovery when it is unset and
+// JWT_ISSUER is an http(s) URL, JWT_JWKS_REFRESH, JWT_TENANT_CLAIM,
+// JWT_ROLE_CLAIM and JWT_SUBJECT_CLAIM. A key set needs JWT_ISSUER and JWT_AUDIENCE: without them
+// a token the provider issued to another application, or to another
+// tenant of a shared provider, would be accepted.
+func (e *envReader) identityProvider(cfg *app.Config) {
+	switch u := strings.TrimSpace(e.get("JWT_JWKS_URL")); {
+	case u == "off":
+	case u != "":
+		if err := jwks.CheckURL(u); err != nil {
+			e.fail("JWT_JWKS_URL", u, err.Error()+", or off")
+		}
+		cfg.JWKS.URL = u
+	case isHTTPURL(cfg.JWTIssuer):
+		if err := jwks.CheckURL(cfg.JWTIssuer); err != nil {
+			e.fail("JWT_ISSUER", cfg.JWTIssuer, "OpenID Connect discovery from this issuer: it "+err.Error()+"; set JWT_JWKS_URL=off to accept HS256 tokens only")
+		}
+		cfg.JWKS.Issuer = cfg.JWTIssuer
+	}
+	keySet := cfg.JWKS.URL != "" || cfg.JWKS.Issuer != ""
+	const why = "applies to an identity provider's key set: set JWT_JWKS_URL, or a JWT_ISSUER URL for discovery"
+	for _, c := range []struct {
+		name string
+		dst  *string
+	}{{"JWT_TENANT_CLAIM", &cfg.JWTTenantClaim}, {"JWT_ROLE_CLAIM", &cfg.JWTRoleClaim}, {"JWT_SUBJECT_CLAIM", &cfg.JWTSubjectClaim}} {
+		v := e.get(c.name)
+		if v == "" {
+			continue
+		}
+		if _, err := auth.ParseClaimPath(v); err != nil {
+			e.fail(c.name, v, "a claim name or dotted path: "+err.Error())
+		} else if !keySet {
+			e.fail(c.name, v, why)
+		}
+		*c.dst = v
+	}
+	if v := e.get("JWT_JWKS_REFRESH"); v != "" && !keySet {
+		e.fail("JWT_JWKS_REFRESH", v, why)
+	}
+	cfg.JWKS.Refresh = e.duration("JWT_JWKS_REFRESH", jwks.DefaultRefresh, time.Minute)
+	if cfg.JWKS.Refresh > 24*time.Hour {
+		e.fail("JWT_JWKS_REFRESH", e.get("JWT_JWKS_REFRESH"), "must be at most 24h")
+	}
+	if keySet && cfg.JWTIssuer == "" {
+		e.errs = append(e.errs, errors.New("JWT_ISSUER is required with an identity provider's key set (JWT_JWKS_URL): the provider's iss, e.g. https://tenant.example.com/"))
+	}
+	if keySet && cfg.JWTAudience == "" {
+		e.errs = append(e.errs, errors.New("JWT_AUDIENCE is required with an identity provider's key set: the aud of the provider's tokens for ClinicPulse (an API identifier or client id), so that its tokens for other applications are refused"))
+	}
+}
+
+// isHTTPURL reports whether s starts as an http(s) URL does (an issuer
+// such as "clinicpulse" is a plain name, not a provider to discover).
+func isHTTPURL(s string) bool {
+	s = strings.ToLower(s)
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
 }
 
 // connectionLimit returns the most MAX_CONNECTIONS may be under the

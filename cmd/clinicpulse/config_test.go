@@ -145,3 +145,62 @@ func TestLoadConfigLimits(t *testing.T) {
 		t.Errorf("max delta events %d", c.MaxDeltaEvents)
 	}
 }
+
+// TestLoadConfigIdentityProvider: JWT_JWKS_URL, discovery from an http(s)
+// JWT_ISSUER, the claim paths and the refresh period, each invalid value
+// reported by name.
+func TestLoadConfigIdentityProvider(t *testing.T) {
+	idp := func(kv ...string) map[string]string {
+		env := baseEnv()
+		env["JWT_ISSUER"], env["JWT_AUDIENCE"] = "https://tenant.example.com/", "clinicpulse-api"
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name                 string
+		env                  map[string]string
+		url, issuer          string
+		tenantClaim, refresh string
+	}{
+		{"discovery from an https issuer", idp(), "", "https://tenant.example.com/", "", "15m0s"},
+		{"an explicit key set", idp("JWT_JWKS_URL", "https://tenant.example.com/.well-known/jwks.json", "JWT_JWKS_REFRESH", "1h"), "https://tenant.example.com/.well-known/jwks.json", "", "", "1h0m0s"},
+		{"off", idp("JWT_JWKS_URL", "off"), "", "", "", "15m0s"},
+		{"a plain issuer name", map[string]string{"JWT_SECRET": testSecret, "JWT_ISSUER": "clinicpulse"}, "", "", "", "15m0s"},
+		{"loopback http", idp("JWT_JWKS_URL", "http://127.0.0.1:8081/certs"), "http://127.0.0.1:8081/certs", "", "", "15m0s"},
+		{"mapped claims", idp("JWT_TENANT_CLAIM", "https://clinic.example/tenant_id", "JWT_ROLE_CLAIM", "app_metadata.role"), "", "https://tenant.example.com/", "https://clinic.example/tenant_id", "15m0s"},
+	} {
+		sc, err := loadConfig(envOf(tc.env), 20000)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		c := sc.App
+		if c.JWKS.URL != tc.url || c.JWKS.Issuer != tc.issuer || c.JWTTenantClaim != tc.tenantClaim || c.JWKS.Refresh.String() != tc.refresh {
+			t.Errorf("%s: %+v tenant claim %q", tc.name, c.JWKS, c.JWTTenantClaim)
+		}
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{idp("JWT_JWKS_URL", "http://idp.internal/certs"), `JWT_JWKS_URL="http://idp.internal/certs": must be https:// (http:// only to a loopback host), or off`},
+		{idp("JWT_JWKS_URL", "jwks.json"), `JWT_JWKS_URL="jwks.json": must be an https:// URL`},
+		{idp("JWT_ISSUER", "http://idp.internal"), `JWT_ISSUER="http://idp.internal": OpenID Connect discovery`},
+		{idp("JWT_AUDIENCE", ""), "JWT_AUDIENCE is required with an identity provider's key set"},
+		{map[string]string{"JWT_SECRET": testSecret, "JWT_JWKS_URL": "https://idp.example/jwks", "JWT_AUDIENCE": "a"}, "JWT_ISSUER is required"},
+		{idp("JWT_TENANT_CLAIM", "a b"), `JWT_TENANT_CLAIM="a b": a claim name or dotted path: contains a space`},
+		{idp("JWT_ROLE_CLAIM", strings.Repeat("r", 300)), `JWT_ROLE_CLAIM=`},
+		{idp("JWT_SUBJECT_CLAIM", "a\x00"), `JWT_SUBJECT_CLAIM=`},
+		{map[string]string{"JWT_SECRET": testSecret, "JWT_ROLE_CLAIM": "app_metadata.role"}, `JWT_ROLE_CLAIM="app_metadata.role": applies to an identity provider's key set`},
+		{idp("JWT_JWKS_URL", "off", "JWT_TENANT_CLAIM", "org"), `JWT_TENANT_CLAIM="org": applies to an identity provider's key set`},
+		{idp("JWT_JWKS_REFRESH", "10s"), `JWT_JWKS_REFRESH="10s": must be at least 1m0s`},
+		{idp("JWT_JWKS_REFRESH", "48h"), `JWT_JWKS_REFRESH="48h": must be at most 24h`},
+		{map[string]string{"JWT_SECRET": testSecret, "JWT_JWKS_REFRESH": "1h"}, `JWT_JWKS_REFRESH="1h": applies to an identity provider's key set`},
+	} {
+		if _, err := loadConfig(envOf(tc.env), 20000); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@
 //
 //	clinicpulse            serve (configured by environment variables)
 //	clinicpulse tail ...   follow a tenant's stream, one JSON event per line
+//	clinicpulse token ...  print a token signed with JWT_SECRET
 package main
 
 import (
@@ -32,6 +33,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	if err := serve(); err != nil {
 		fmt.Fprintln(os.Stderr, "clinicpulse:", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clinicpulse/clinicpulse/api"
 	"github.com/clinicpulse/clinicpulse/auth"
+	"github.com/clinicpulse/clinicpulse/auth/jwks"
 	"github.com/clinicpulse/clinicpulse/metrics"
 	"github.com/clinicpulse/clinicpulse/models"
 	"github.com/clinicpulse/clinicpulse/pglisten"
@@ -67,6 +68,16 @@ type Config struct {
 	// DefaultConsultMinutes is the clinic's default consultation length,
 	// the wait estimate's prior for doctors without their own (0: 10).
 	DefaultConsultMinutes int
+
+	// JWKS, when its URL or issuer is set, also accepts tokens signed by a
+	// key of an identity provider's key set (see package auth/jwks; the
+	// main package sets Issuer for OIDC discovery). Its Logger defaults to
+	// Logger.
+	JWKS jwks.Config
+	// JWTTenantClaim, JWTRoleClaim and JWTSubjectClaim say where the key
+	// set's tokens carry the tenant, role and ClinicPulse identity
+	// (auth.ParseClaimPath); "" reads tenant_id, role and sub.
+	JWTTenantClaim, JWTRoleClaim, JWTSubjectClaim string
 }
 
 // App is a running ClinicPulse instance.
@@ -75,6 +86,8 @@ type App struct {
 	Store  *store.Store
 	Relay  *relay.Relay
 	Auth   *auth.Authenticator
+	// KeySet is the identity provider's key set (nil without one).
+	KeySet *jwks.Set
 	Echo   *echo.Echo
 	Logger *slog.Logger
 	// Listener follows other instances' commits (Postgres only; nil on SQLite).
@@ -138,7 +151,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	rl = relay.New(st, cfg.RelayScan, cfg.Logger)
 	rl.AddSink(a.Metrics)
 	a.Store, a.Relay = st, rl
-	a.Auth = auth.New(auth.Config{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: cfg.Now, Spender: st})
+	if a.Auth, err = a.newAuth(ctx, st); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	a.Echo = a.newEcho()
 	v1 := a.API(false)
 	h := &api.Handler{Store: st}
@@ -151,6 +166,37 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.mountListener()
 	a.mountMetrics()
 	return a, nil
+}
+
+// newAuth builds the authenticator, with the identity provider's key set
+// when one is configured.
+func (a *App) newAuth(ctx context.Context, spender auth.Spender) (*auth.Authenticator, error) {
+	cfg := a.Config
+	ac := auth.Config{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Now: cfg.Now, Spender: spender}
+	if cfg.JWKS.URL == "" && cfg.JWKS.Issuer == "" {
+		return auth.New(ac), nil
+	}
+	var err error
+	for _, c := range []struct {
+		name, value string
+		path        *auth.ClaimPath
+	}{{"tenant", cfg.JWTTenantClaim, &ac.TenantClaim}, {"role", cfg.JWTRoleClaim, &ac.RoleClaim}, {"subject", cfg.JWTSubjectClaim, &ac.SubjectClaim}} {
+		if c.value == "" {
+			continue
+		}
+		if *c.path, err = auth.ParseClaimPath(c.value); err != nil {
+			return nil, fmt.Errorf("the %s claim %q: %w", c.name, c.value, err)
+		}
+	}
+	jc := cfg.JWKS
+	if jc.Logger == nil {
+		jc.Logger = a.Logger
+	}
+	if a.KeySet, err = jwks.New(ctx, jc); err != nil {
+		return nil, err
+	}
+	ac.KeySet = a.KeySet
+	return auth.New(ac), nil
 }
 
 // OnShutdown registers work to run when the server stops, before the
@@ -289,6 +335,9 @@ func (a *App) Shutdown(ctx context.Context, srv *http.Server) error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.KeySet != nil {
+		a.KeySet.Close()
+	}
 	if err := a.Store.Close(); err != nil {
 		errs = append(errs, err)
 	}
