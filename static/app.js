@@ -201,6 +201,7 @@ export function live(opts) {
   conn.addEventListener('write', (e) => {
     const d = e.detail;
     if (d.ok && d.queuedBefore) toast(`Synced: ${d.label}`, 'ok');
+    if (!d.ok && quiet.delete(d.label)) return; // the page shows this refusal itself
     if (!d.ok) {
       const why = d.status === 412 ? 'someone changed it first'
         : d.status === 409 ? (d.problem?.detail || 'it is no longer possible')
@@ -229,15 +230,19 @@ export function live(opts) {
  *    again, so the page never falls back to the snapshot from before the click;
  *  - queued offline: a notice; it settles the same way when the write is
  *    finally sent (conn's 'write' event).
+ * opts.quiet: no notice when the server refuses it (the page shows the
+ * refusal where the user is, e.g. in a form); opts.label must be set.
  * opts.optimistic is what Records.optimistic returns (any function returning
  * an undo works: the undo runs on every refusal). opts.refresh: [records, id]
  * to read again after a refusal when there is no optimistic change.
  */
 export async function perform(conn, method, path, body, opts = {}) {
+  if (opts.quiet) quiet.add(opts.label);
   let undo = null;
   const o = opts.optimistic;
   const sendOpts = typeof o === 'function' ? { ...opts, optimistic: () => (undo = o()) } : opts;
   const r = await conn.send(method, path, body, sendOpts);
+  if (opts.quiet && !r.queued) quiet.delete(opts.label);
   const settle = (res) => {
     if (typeof undo === 'function') {
       if (res.ok) undo.confirm?.(res.data);
@@ -255,6 +260,9 @@ export async function perform(conn, method, path, body, opts = {}) {
   }
   return r;
 }
+
+// quiet holds the labels of writes whose refusal the page shows itself.
+const quiet = new Set();
 
 // laterOf: per connection, the settle step of each write queued offline, by
 // Idempotency-Key, run when the connection reports the write's answer.

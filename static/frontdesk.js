@@ -190,7 +190,7 @@ function drawEntry(q) {
   const name = p?.name || 'Patient';
   const pos = q.status === 'waiting' ? positionOf(q) : 0;
   const sub = q.status === 'waiting' ? `#${n(pos)} in line · ${wait(waitOf(q, pos))}`
-    : q.status === 'called' ? `Called${q.called_at ? ` at ${hm(q.called_at)}` : ''} — on the way` : 'In consultation';
+    : q.status === 'called' ? `Called${q.called_at ? ` ${hm(q.called_at)}` : ''}${q.recalls ? ` · ${n(q.recalls + 1)}×` : ''}` : 'In consultation';
   const what = `token ${q.token}, ${esc(name)}`;
   const actions = q.status === 'waiting'
     ? `<button class="btn btn--sm" type="button" data-action="call" data-id="${esc(q.id)}" aria-label="Call ${what}">Call</button>
@@ -405,13 +405,12 @@ const topSearch = new PatientSearch({
   input: searchInput, list: $('.fd-results__list'), status: $('#fd-q-status'),
   row: (p) => `<button class="btn btn--sm" type="button" data-action="search-book" data-patient="${esc(p.id)}" aria-label="Book an appointment for ${esc(p.name)}">Book</button>
     <button class="btn btn--sm btn--primary" type="button" data-action="search-walkin" data-patient="${esc(p.id)}" aria-label="Add ${esc(p.name)} as a walk-in">Walk-in</button>`,
-  onResults: (show) => { searchPanel.hidden = !show; searchInput.setAttribute('aria-expanded', String(show)); },
+  onResults: (show) => { searchPanel.hidden = !show; },
 });
 function closeSearch() {
   searchPanel.hidden = true;
-  searchInput.setAttribute('aria-expanded', 'false');
 }
-searchInput.addEventListener('focus', () => { if (topSearch.last) { searchPanel.hidden = false; searchInput.setAttribute('aria-expanded', 'true'); } });
+searchInput.addEventListener('focus', () => { if (topSearch.last) searchPanel.hidden = false; });
 searchBox.addEventListener('keydown', (e) => {
   if (e.key === 'Escape') { closeSearch(); searchInput.focus(); }
   if (e.key === 'ArrowDown' && e.target === searchInput) { e.preventDefault(); searchPanel.querySelector('button')?.focus(); }
@@ -441,7 +440,7 @@ function picker(root, onPick) {
       }
       picked.innerHTML = `<span class="avatar avatar--sm" aria-hidden="true">${esc(initials(p.name))}</span>
         <div class="item__main"><div class="item__title" data-picked-name>${esc(p.name)}</div><div class="item__sub">${esc(facts(p))}</div></div>
-        ${fixed ? '' : `<button class="btn btn--sm" type="button" data-unpick aria-label="Choose another patient than ${esc(p.name)}">Change</button>`}`;
+        ${fixed ? '' : `<button class="btn btn--sm" type="button" data-unpick aria-label="Change patient (now ${esc(p.name)})">Change</button>`}`;
       picked.hidden = false; picking.hidden = true;
       onPick?.(p);
     },
@@ -523,7 +522,7 @@ walkForm.addEventListener('submit', async (e) => {
   btn.disabled = true;
   const r = await perform(conn, 'POST', '/api/v1/queue', {
     patient_id: patient.id, doctor_id: doctorId, priority: walkForm.priority.value,
-  }, { label: `Walk-in ${patient.name}` });
+  }, { label: `Walk-in ${patient.name}`, quiet: true });
   btn.disabled = false;
   if (r.queued) {
     walkDlg.close();
@@ -560,7 +559,7 @@ function openBooking({ appt, patient } = {}) {
   bookPick.reset();
   clearBookError();
   const docs = doctors.all().filter((d) => boards.has(d.id) || d.id === appt?.doctor_id).sort((x, y) => x.name.localeCompare(y.name));
-  bookForm.doctor.innerHTML = docs.map((d) => `<option value="${esc(d.id)}">${esc(d.name)}${d.specialty ? ` — ${esc(d.specialty)}` : ''}</option>`).join('');
+  bookForm.doctor.innerHTML = docs.map((d) => `<option value="${esc(d.id)}">${esc(d.name)}${d.room ? ` · Room ${esc(d.room)}` : ''}</option>`).join('');
   bookForm.date.min = localDay(Date.now());
   const title = bookDlg.querySelector('#book-title');
   const sub = bookDlg.querySelector('[data-book-sub]');
@@ -702,12 +701,12 @@ bookForm.addEventListener('submit', async (e) => {
     if (editing) {
       const cur = appts.server(editing.id) || editing;
       r = await perform(conn, 'PATCH', `/api/v1/appointments/${editing.id}`, body, {
-        ifMatch: cur.version, label: `Reschedule ${patient.name}`,
+        ifMatch: cur.version, label: `Reschedule ${patient.name}`, quiet: true,
         optimistic: appts.optimistic(editing.id, { starts_at: body.starts_at, ends_at: body.ends_at, reason: body.reason }, render),
       });
     } else {
       r = await perform(conn, 'POST', '/api/v1/appointments', { patient_id: patient.id, doctor_id: bookForm.doctor.value, ...body }, {
-        label: `Book ${patient.name}`,
+        label: `Book ${patient.name}`, quiet: true,
       });
     }
   } finally {
