@@ -18,9 +18,15 @@ export async function until(what, fn, timeout = 10000) {
 
 /** press holds the mouse on the element's centre for ms, as a person does (not element.click()). */
 export async function press(page, locator, ms = 100) {
-  await locator.scrollIntoViewIfNeeded();
-  const box = await locator.boundingBox();
-  if (!box) throw new Error('press: the element is not visible');
+  // Where the element is now (no waiting for it to be "stable", as a
+  // person does not wait): scrolled into view if it is not.
+  const box = await locator.evaluate((el) => {
+    const r0 = el.getBoundingClientRect();
+    if (r0.top < 60 || r0.bottom > innerHeight) el.scrollIntoView({ block: 'center' });
+    const r = el.getBoundingClientRect();
+    return { x: r.x, y: r.y, width: r.width, height: r.height };
+  });
+  if (!box.width) throw new Error('press: the element is not visible');
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.mouse.down();
   await sleep(ms);
