@@ -201,6 +201,7 @@ export function live(opts) {
   conn.addEventListener('write', (e) => {
     const d = e.detail;
     if (d.ok && d.queuedBefore) toast(`Synced: ${d.label}`, 'ok');
+    if (!d.ok && quiet.delete(d.label)) return; // the page shows this refusal itself
     if (!d.ok) {
       const why = d.status === 412 ? 'someone changed it first'
         : d.status === 409 ? (d.problem?.detail || 'it is no longer possible')
@@ -219,11 +220,66 @@ export function live(opts) {
   return conn;
 }
 
-/** perform sends a write and shows a notice when it was queued offline. */
+/**
+ * perform sends a write through conn.send (same arguments and result) and
+ * settles its optimistic change, whatever the answer:
+ *  - accepted: the record in the answer replaces the change (Records.set);
+ *  - refused (any 4xx: 409, 412, 422, 400, 403, 404…): the change is dropped
+ *    and the page shows the newest version it knows from the server — events
+ *    that arrived while the request was in flight — and the record is read
+ *    again, so the page never falls back to the snapshot from before the click;
+ *  - queued offline: a notice; it settles the same way when the write is
+ *    finally sent (conn's 'write' event).
+ * opts.quiet: no notice when the server refuses it (the page shows the
+ * refusal where the user is, e.g. in a form); opts.label must be set.
+ * opts.optimistic is what Records.optimistic returns (any function returning
+ * an undo works: the undo runs on every refusal). opts.refresh: [records, id]
+ * to read again after a refusal when there is no optimistic change.
+ */
 export async function perform(conn, method, path, body, opts = {}) {
-  const r = await conn.send(method, path, body, opts);
-  if (r.queued) toast(`Offline — “${opts.label || 'change'}” will be sent when the connection returns.`, 'warn');
+  if (opts.quiet) quiet.add(opts.label);
+  let undo = null;
+  const o = opts.optimistic;
+  const sendOpts = typeof o === 'function' ? { ...opts, optimistic: () => (undo = o()) } : opts;
+  const r = await conn.send(method, path, body, sendOpts);
+  if (opts.quiet && !r.queued) quiet.delete(opts.label);
+  const settle = (res) => {
+    if (typeof undo === 'function') {
+      if (res.ok) undo.confirm?.(res.data);
+      else undo();
+    } else if (!res.ok && Array.isArray(opts.refresh)) {
+      const [records, id] = opts.refresh;
+      records.refresh(id, opts.refresh[2]);
+    }
+  };
+  if (r.queued) {
+    toast(`Offline — “${opts.label || 'change'}” will be sent when the connection returns.`, 'warn');
+    laterOf(conn).set(r.key, settle);
+  } else {
+    settle(r);
+  }
   return r;
+}
+
+// quiet holds the labels of writes whose refusal the page shows itself.
+const quiet = new Set();
+
+// laterOf: per connection, the settle step of each write queued offline, by
+// Idempotency-Key, run when the connection reports the write's answer.
+const later = new WeakMap();
+function laterOf(conn) {
+  let m = later.get(conn);
+  if (!m) {
+    m = new Map();
+    later.set(conn, m);
+    conn.addEventListener('write', (e) => {
+      const f = m.get(e.detail.key);
+      if (!f) return;
+      m.delete(e.detail.key);
+      f(e.detail);
+    });
+  }
+  return m;
 }
 
 // ------------------------------------------------------------------ notices
@@ -258,44 +314,124 @@ export function banner(message) {
 // ------------------------------------------------------------------ records
 
 /**
- * Records keeps one resource's records by id, applying events by version so
- * that a replayed older event never overwrites a newer snapshot.
+ * Records keeps one resource's records by id in two layers:
+ *  - the server's: the newest version the server has shown (a snapshot, an
+ *    event, a write's answer or a read again). A version never replaces a
+ *    newer one, so a replayed event or a slow read cannot take it back;
+ *  - the page's optimistic changes, on top, while their writes are in flight.
+ *    A change is dropped when its write is answered, and as soon as the
+ *    server shows a version newer than the one it was made on (the write
+ *    went through, or someone else changed the record first).
+ * get() and all() answer the records as the page shows them (server version
+ * plus pending changes; version is always the server's, for If-Match).
+ * entity is the resource's path name: 'queue', 'appointments', …
  */
 export class Records {
   constructor(entity, items = []) {
     this.entity = entity;
-    this.map = new Map();
+    this.map = new Map(); // id → the server's newest version
+    this.changes = new Map(); // id → [{ base, fields }] optimistic, oldest first
     for (const r of items) this.map.set(r.id, r);
   }
-  reset(items) { this.map.clear(); for (const r of items) this.map.set(r.id, r); }
-  get(id) { return this.map.get(id); }
-  all() { return [...this.map.values()]; }
+  reset(items) {
+    this.map.clear();
+    for (const r of items) this.map.set(r.id, r);
+    for (const id of this.changes.keys()) this._prune(id);
+  }
+  /** server returns the server's newest version of id, without pending changes. */
+  server(id) { return this.map.get(id); }
+  get(id) {
+    const r = this.map.get(id);
+    const c = this.changes.get(id);
+    if (!r || !c) return r;
+    return Object.assign({}, r, ...c.map((x) => x.fields));
+  }
+  all() { return [...this.map.keys()].map((id) => this.get(id)); }
+  /** set takes a record from the server unless a newer version is known. */
   set(r) {
     const old = this.map.get(r.id);
     if (!old || (r.version ?? 0) >= (old.version ?? 0)) this.map.set(r.id, r);
+    this._prune(r.id);
   }
   /** apply applies an event of this entity; reports whether it was one. */
   apply(ev) {
     if (ev.entity !== this.entity) return false;
     const old = this.map.get(ev.id);
     if (old && ev.version < old.version) return true;
-    if (ev.type.endsWith('.deleted') || ev.data === null) this.map.delete(ev.id);
-    else this.map.set(ev.id, ev.data);
+    if (ev.type.endsWith('.deleted') || ev.data === null) {
+      this.map.delete(ev.id);
+      this.changes.delete(ev.id);
+    } else {
+      this.map.set(ev.id, ev.data);
+      this._prune(ev.id);
+    }
     return true;
   }
+  // _prune drops the changes made on a version older than the server's.
+  _prune(id) {
+    const c = this.changes.get(id);
+    if (!c) return;
+    const v = this.map.get(id)?.version ?? Infinity;
+    const keep = c.filter((x) => x.base >= v);
+    if (keep.length) this.changes.set(id, keep);
+    else this.changes.delete(id);
+  }
   /**
-   * optimisticStatus returns the `optimistic` step of perform(): it shows
-   * the record with the new status at once (then render()) and returns the
-   * undo, run if the server refuses.
+   * refresh reads id again from the server (GET /api/v1/<entity>/<id>) and
+   * takes it if it is newer; a 404 removes it. Then render(). Resolves to
+   * the record shown, or undefined.
    */
-  optimisticStatus(id, status, render) {
+  async refresh(id, render) {
+    try {
+      this.set(await apiGet(`/api/v1/${this.entity}/${encodeURIComponent(id)}`));
+    } catch (err) {
+      if (err.status === 404 || err.status === 410) { this.map.delete(id); this.changes.delete(id); }
+    }
+    render?.();
+    return this.get(id);
+  }
+  /**
+   * optimistic returns the `optimistic` step of perform(): it shows fields
+   * on id at once (then render()) and returns the undo. The undo (run on any
+   * refusal) reads the record again and then drops the change: the page
+   * shows the newest version the server has shown (the read, or events that
+   * came first), never the one from before the click. undo.confirm(record)
+   * (run on success) takes the server's answer and drops the change.
+   */
+  optimistic(id, fields, render) {
     return () => {
-      const old = this.map.get(id);
-      if (!old) return undefined;
-      this.map.set(id, { ...old, status });
+      const r = this.map.get(id);
+      if (!r) return undefined;
+      const change = { base: r.version ?? 0, fields };
+      this.changes.set(id, [...(this.changes.get(id) || []), change]);
       render();
-      return () => { this.map.set(id, old); render(); };
+      let done = false;
+      const drop = () => {
+        const c = (this.changes.get(id) || []).filter((x) => x !== change);
+        if (c.length) this.changes.set(id, c); else this.changes.delete(id);
+      };
+      // Refused: read the record, then drop the change. Until the answer
+      // the page keeps showing the change rather than the older version it
+      // holds (the refusal says the server has moved on); events that
+      // arrive meanwhile drop it sooner (_prune).
+      const undo = () => {
+        if (done) return;
+        done = true;
+        this.refresh(id).finally(() => { drop(); render(); });
+      };
+      undo.confirm = (rec) => {
+        if (done) return;
+        done = true;
+        drop();
+        if (rec && rec.id === id) this.set(rec);
+        render();
+      };
+      return undo;
     };
+  }
+  /** optimisticStatus is optimistic(id, { status }, render). */
+  optimisticStatus(id, status, render) {
+    return this.optimistic(id, { status }, render);
   }
 }
 
@@ -322,8 +458,10 @@ export function patch(el, html) {
       if (from.isEqualNode(to)) return false;
       if (from.hasAttribute('data-keep')) return false;
       if (from === document.activeElement && /^(INPUT|TEXTAREA|SELECT)$/.test(from.tagName)) {
-        // Keep what the user is typing; take the other attributes.
-        for (const a of to.attributes) if (a.name !== 'value') from.setAttribute(a.name, a.value);
+        // Keep what the user is typing (and, for a select, its options);
+        // take the other attributes, removed ones included (disabled).
+        for (const a of [...from.attributes]) if (a.name !== 'value' && !to.hasAttribute(a.name)) from.removeAttribute(a.name);
+        for (const a of to.attributes) if (a.name !== 'value' && from.getAttribute(a.name) !== a.value) from.setAttribute(a.name, a.value);
         return false;
       }
       return true;
