@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -145,10 +146,27 @@ http {
 		t.Fatalf("nginx -t refuses the configuration of %s: %v\n%s\n%s", b.Where(), err, out, main)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", path)
+	// Its own process group: the workers go with the master, whatever
+	// happens to it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("nginx: %v", err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		// SIGTERM is nginx's fast shutdown: the master stops its workers
+		// and exits. A master killed outright would leave them running.
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-done
+		}
+		stopGroup(pgid)
+	})
 	for i := 0; ; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
