@@ -4,15 +4,40 @@ PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 PG_URL    := $(filter postgres%,$(DATABASE_URL))
 
-.PHONY: run build test test-go test-e2e bench bench-go bench-load lint fuzz clean
+.PHONY: run build test test-all test-go test-e2e bench bench-go bench-load lint fuzz clean
 
-run: ## serve the dashboards on the embedded SQLite database with demo data
-	DEV=1 $(GO) run ./cmd/clinicpulse
+run: ## build, then serve the dashboards on the embedded SQLite database with demo data
+	@echo "== make run: building bin/clinicpulse (the first build downloads the Go modules and compiles them: about 2 minutes; later builds take seconds)"
+	$(GO) build -v -o bin/clinicpulse ./cmd/clinicpulse
+	@echo "== make run: starting bin/clinicpulse with DEV=1 (demo data; a link per role follows)"
+	DEV=1 bin/clinicpulse
 
 build:
 	$(GO) build -o bin/clinicpulse ./cmd/clinicpulse
 
-test: lint test-go test-e2e ## gofmt and vet, then every test: Go on SQLite, again on Postgres when DATABASE_URL is set, then the browser tests
+# PG_SKIPPED is the banner make test prints at its start and its end when
+# DATABASE_URL does not name Postgres: what did not run, and how to run it.
+PG_SKIPPED = echo; \
+  echo '\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#'; \
+  echo '\#\#  POSTGRES NOT TESTED: DATABASE_URL does not name Postgres, so the Postgres'; \
+  echo '\#\#  pass of the Go tests and the Postgres-only tests (several instances on one'; \
+  echo '\#\#  database, LISTEN/NOTIFY, the load balancer of docs/deploy.md) are SKIPPED.'; \
+  echo '\#\#  To run them, with a Postgres you can create schemas in:'; \
+  echo "\#\#    DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' make test"; \
+  echo '\#\#  or, on a fresh Debian machine: bash .ci/run (installs and starts Postgres).'; \
+  echo '\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#\#'; \
+  echo
+
+test: ## gofmt and vet, then every test: Go on SQLite, again on Postgres when DATABASE_URL is set, then the browser tests
+ifeq ($(PG_URL),)
+	@$(PG_SKIPPED)
+	@$(MAKE) --no-print-directory test-all || { status=$$?; $(PG_SKIPPED); exit $$status; }
+	@$(PG_SKIPPED)
+else
+	@$(MAKE) --no-print-directory test-all
+endif
+
+test-all: lint test-go test-e2e
 
 test-go:
 	@echo "== go test on SQLite"

@@ -707,6 +707,11 @@ func TestRecall(t *testing.T) {
 	if err != nil || len(evs) != 2 || evs[0].Type != "queue.updated" || evs[1].Type != "queue.board" {
 		t.Fatalf("recall events %v %v", evs, err)
 	}
+	// A write like any other: X-Cursor names its last event (the seq, alone
+	// or with its tag).
+	if got, seq := r.Header.Get("X-Cursor"), fmt.Sprint(evs[1].Seq); got != seq && !strings.HasPrefix(got, seq+".") {
+		t.Errorf("recall: X-Cursor %q, want the cursor of seq %s", got, seq)
+	}
 	var board struct {
 		LastCall struct {
 			Token int

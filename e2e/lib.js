@@ -3,7 +3,7 @@
 // Chromium through playwright-core, nginx, and a counting proxy.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -234,13 +234,37 @@ export const seqsOf = (page) => page.evaluate(() => globalThis.__seqs);
 // ------------------------------------------------------------------ nginx
 
 /**
- * startNginx runs nginx in front of upstream with conf (the server block's
- * location body). Returns {url, stop, accessLog}.
+ * docBlock returns the text of the fenced block of docs/<doc> whose info
+ * string is "<lang> name=<name>" (as internal/doctest reads it), so that a
+ * configuration the documents show is the one a test runs.
  */
-export async function startNginx(upstream, locationConf) {
+export function docBlock(doc, lang, name) {
+  const text = readFileSync(path.join(here, '..', 'docs', doc), 'utf8');
+  const found = [];
+  const re = /^(`{3,})(.*)\n([\s\S]*?)^\1`*[ \t]*$/gm;
+  for (let m; (m = re.exec(text));) {
+    const [l, ...attrs] = m[2].trim().split(/\s+/);
+    if (l === lang && attrs.includes(`name=${name}`)) found.push(m[3]);
+  }
+  if (found.length !== 1) throw new Error(`docs/${doc}: ${found.length} \`\`\`${lang} name=${name} blocks, want 1`);
+  return found[0];
+}
+
+/**
+ * startNginx runs nginx in front of upstream with serverConf, a
+ * configuration of docs/deploy.md (what goes in nginx's http {} context,
+ * see docBlock), localized as internal/doctest.Localize does: its listen
+ * directive listens on a free loopback port and a proxy_pass to a literal
+ * address goes to upstream. Returns {url, stop, accessLog}.
+ */
+export async function startNginx(upstream, serverConf) {
   const dir = tmpdir('cp-nginx-');
   const port = await freePort();
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d), { recursive: true });
+  if (!/^\s*listen\s+[^;]+;/m.test(serverConf)) throw new Error('the nginx configuration has no listen directive');
+  const local = serverConf
+    .replace(/^(\s*)listen\s+[^;]+;/gm, `$1listen 127.0.0.1:${port};`)
+    .replace(/proxy_pass\s+http:\/\/[0-9.]+:\d+/g, `proxy_pass ${upstream.replace(/\/$/, '')}`);
   const conf = `
 worker_processes 1;
 daemon off;
@@ -255,15 +279,7 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass ${upstream};
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      ${locationConf}
-    }
-  }
+${local}
 }`;
   writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const check = spawnSync(NGINX, ['-t', '-p', dir, '-c', path.join(dir, 'nginx.conf')], { encoding: 'utf8' });

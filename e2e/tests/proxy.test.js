@@ -3,10 +3,11 @@
 // included, and X-Accel-Buffering is ignored) and to cut requests idle for
 // 10 s (proxy_read_timeout; the server's heartbeat is 15 s, so streams and
 // long-polls are cut). Every update must still show, by long-poll or resume.
+// The configuration is read from docs/deploy.md (its "buffering" block).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Server, seed, browser, open, badge, shot, need, CHROMIUM, NGINX, sleep, head, events, trackSeqs, seqsOf, startNginx,
+  Server, seed, browser, open, badge, shot, need, CHROMIUM, NGINX, sleep, head, events, trackSeqs, seqsOf, startNginx, docBlock,
 } from '../lib.js';
 
 let server; let data; let ctx; let nginx;
@@ -24,14 +25,8 @@ after(async () => {
 
 test('behind a buffering nginx that cuts requests after 10 s, every update shows', async (t) => {
   if (!need(t, CHROMIUM, 'chromium') || !need(t, NGINX, 'nginx')) return;
-  nginx = await startNginx(server.url, `
-      proxy_buffering on;
-      proxy_ignore_headers X-Accel-Buffering;
-      gzip on;
-      gzip_types text/event-stream application/json;
-      gzip_min_length 0;
-      gzip_proxied any;
-      proxy_read_timeout 10s;`);
+  // The configuration docs/deploy.md shows under "A proxy that works against you".
+  nginx = await startNginx(server.url, docBlock('deploy.md', 'nginx', 'buffering'));
   ctx = await browser();
   // hb=2: the page expects a heartbeat every 2 s, so a stream that shows
   // nothing for 4 s is judged held back by a proxy.
