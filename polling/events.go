@@ -49,7 +49,7 @@ func (p *Poller) serveEvents(c echo.Context) error {
 			return err
 		}
 		if !woke {
-			return p.writeEmpty(c, tags, seen)
+			return p.writeEmpty(c, tags, tenant, q, seen)
 		}
 	}
 
@@ -67,7 +67,7 @@ func (p *Poller) serveEvents(c echo.Context) error {
 				return err
 			}
 			if !woke {
-				return p.writeEmpty(c, tags, seen)
+				return p.writeEmpty(c, tags, tenant, q, seen)
 			}
 			after = page.Cursor
 			continue
@@ -150,12 +150,24 @@ func notModified(c echo.Context, tag string) error {
 
 // writeEmpty answers a long-poll that ended with nothing visible: the page a
 // read at cursor would give, built without reading.
-func (p *Poller) writeEmpty(c echo.Context, tags tagger, cursor int64) error {
+func (p *Poller) writeEmpty(c echo.Context, tags tagger, tenant string, q Query, cursor int64) error {
 	page := &models.EventPage{Events: []models.Event{}, Cursor: cursor}
 	tag := tags.at(cursor)
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && ifNoneMatch(inm, tag) {
 		return notModified(c, tag)
 	}
+	// The position depends on the tenant and the cursor only, as the
+	// strong ETag requires: the caller's own tagged since (checked against
+	// the log before the wait) when nothing it sees came after it, else one
+	// primary-key read.
+	pos := models.Position{Seq: cursor, Tag: q.SinceTag}
+	if cursor != q.Since || q.SinceTag == "" {
+		var err error
+		if pos, err = p.log.PositionAt(c.Request().Context(), tenant, cursor); err != nil {
+			return err
+		}
+	}
+	page.Position = pos.String()
 	return writeJSON(c, tag, page)
 }
 

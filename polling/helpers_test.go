@@ -32,9 +32,10 @@ type event struct {
 
 // page is a poll response as a client decodes it.
 type page struct {
-	Events  []event `json:"events"`
-	Cursor  int64   `json:"cursor"`
-	HasMore bool    `json:"has_more"`
+	Events   []event `json:"events"`
+	Cursor   int64   `json:"cursor"`
+	Position string  `json:"position"`
+	HasMore  bool    `json:"has_more"`
 }
 
 type problem struct {

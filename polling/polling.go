@@ -41,6 +41,9 @@ type EventLog interface {
 	// CheckPosition is nil when a tagged cursor names an event of this
 	// history of the log, EGONE (410) when it does not.
 	CheckPosition(ctx context.Context, tenantID string, p models.Position) error
+	// PositionAt is seq with the tag of the event at it (untagged when the
+	// event is gone from the log).
+	PositionAt(ctx context.Context, tenantID string, seq int64) (models.Position, error)
 }
 
 // HeadSource is the relay as the poller sees it: the last seq it dispatched

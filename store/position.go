@@ -15,9 +15,16 @@ import (
 // cursor older than retention or ahead of the head, or whose tag names an
 // event this log never had (the database was restored from a backup, or the
 // cursor came from another deployment), is EGONE carrying the head, so the
-// stream answers a reset and a poll 410. One primary-key read.
+// stream answers a reset and a poll 410. One primary-key read when the
+// cursor is good (an event's row exists only within retention and up to the
+// head); a refusal reads the head too, for the error.
 func (s *Store) CheckPosition(ctx context.Context, tenantID string, p models.Position) error {
 	if p.Tag == "" || p.Seq == 0 {
+		return nil
+	}
+	if at, err := positionAt(s.db.WithContext(ctx), tenantID, p.Seq); err != nil {
+		return s.wrap(ctx, "check position", err)
+	} else if at == p {
 		return nil
 	}
 	err := s.read(ctx, func(tx *gorm.DB) error {
