@@ -33,6 +33,7 @@ app.innerHTML = `
 app.removeAttribute('aria-busy');
 const $ = (s) => app.querySelector(s);
 
+const IDLE_ICON = '<svg class="board__idle-icon" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><circle cx="12" cy="12" r="9"/><path d="m8.5 12.5 2.5 2.5 4.5-5"/></svg>';
 const num = new Intl.NumberFormat();
 const mins = new Intl.NumberFormat(undefined, { style: 'unit', unit: 'minute', unitDisplay: 'long' });
 
@@ -128,13 +129,13 @@ function card(b) {
   if (serving) {
     const [token, label] = call;
     main = `<div class="board__label">Now serving</div>
-      <div class="board__token" data-label="${esc(label)}" aria-label="${esc(label)}">${tokenHTML(b, token, label, 'data-now-serving')}</div>`;
+      <div class="board__token" data-label="${esc(label)}" aria-label="${esc(label)}" style="--chars:${label.length}">${tokenHTML(b, token, label, 'data-now-serving')}</div>`;
   } else if (waiting.length) {
     // Before the first call: who goes first, never an empty "soon".
     main = `<div class="board__label">Next</div>
-      <div class="board__token board__token--next" data-next-label="${esc(labels[0])}" aria-label="${esc(labels[0])}">${tokenHTML(b, waiting[0], labels[0])}</div>`;
+      <div class="board__token board__token--next" data-next-label="${esc(labels[0])}" aria-label="${esc(labels[0])}" style="--chars:${labels[0].length}">${tokenHTML(b, waiting[0], labels[0])}</div>`;
   } else {
-    main = `<div class="board__idle" data-idle><b>No one waiting</b><span>Check in at the front desk</span></div>`;
+    main = `<div class="board__idle" data-idle>${IDLE_ICON}<b>No one waiting</b><span>Check in at the front desk</span></div>`;
   }
   const upcoming = (serving ? labels : labels.slice(1)).slice(0, 8);
   const next = upcoming.length

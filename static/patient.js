@@ -4,6 +4,11 @@ import {
   signIn, shell, live, apiGet, listAll, Records, esc, chip, time, debounce, frame, today, toast, patch, count, duration, label,
 } from './app.js';
 
+// The page's words are English: English ordinals (Intl.PluralRules).
+const ORD = new Intl.PluralRules('en', { type: 'ordinal' });
+const SUFFIX = { one: 'st', two: 'nd', few: 'rd', other: 'th' };
+let said = ''; // the last words said to screen readers (say)
+
 const { claims } = await signIn({ roles: ['patient'] });
 shell({ title: 'My visit', claims });
 const app = document.getElementById('app');
@@ -89,16 +94,12 @@ function current() {
     .sort((a, b) => rank[a.status] - rank[b.status])[0] || null;
 }
 
-// The page's words are English: English ordinals (Intl.PluralRules).
-const ORD = new Intl.PluralRules('en', { type: 'ordinal' });
-const SUFFIX = { one: 'st', two: 'nd', few: 'rd', other: 'th' };
 function ordinal(n) {
   return `${n}${SUFFIX[ORD.select(n)]}`;
 }
 
 // say tells screen readers what changed about my place: politely for the
 // line moving, at once when I am called.
-let said = '';
 function say(text, urgent = false) {
   if (text === said) return;
   said = text;

@@ -5,7 +5,8 @@
 // call a card shows who is next, never "Starting soon"; every token on the
 // screen is a label (A1, B1) and no label appears twice; a call updates its
 // card and the call bar within a second, and leaves the other cards' DOM
-// nodes in place. Screenshots: e2e/artifacts/display-<n>-<1080p|4k>.png.
+// nodes in place; the same at 1400×900. Screenshots:
+// e2e/artifacts/display-<n>-<1080p|4k|1400>.png.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Server, browser, open, badge, shot, need, CHROMIUM, sleep } from '../lib.js';
@@ -52,7 +53,8 @@ async function clinic(server, n) {
 }
 
 // measure reads the screen: cards, their area, text that leaves a card's
-// padding box, the largest empty vertical band in a card, the labels shown.
+// padding box, the largest vertical band of a card with neither text nor an
+// icon, the labels shown.
 function measure(page) {
   return page.evaluate(() => {
     const out = { cards: [], labels: [], text: document.body.innerText, escapes: [], vw: innerWidth, vh: innerHeight };
@@ -81,6 +83,10 @@ function measure(page) {
         if (box.l < inset.l || box.r > inset.r || box.t < inset.t || box.b > inset.b) {
           out.escapes.push({ card: card.dataset.board, text: n.textContent.trim().slice(0, 40), box, inset });
         }
+      }
+      for (const g of card.querySelectorAll('svg')) {
+        const r = g.getBoundingClientRect();
+        if (r.height) bands.push([r.top, r.bottom]);
       }
       bands.sort((a, b) => a[0] - b[0]);
       let gap = 0; let bottom = cr.top + parseFloat(cs.paddingTop);
@@ -116,7 +122,7 @@ for (const n of [1, 4, 8]) {
     page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
     page.on('pageerror', (e) => errors.push(e.message));
     const sizes = {};
-    for (const [name, vp] of [['1080p', { width: 1920, height: 1080 }], ['4k', { width: 3840, height: 2160 }]]) {
+    for (const [name, vp] of [['1080p', { width: 1920, height: 1080 }], ['4k', { width: 3840, height: 2160 }], ['1400', { width: 1400, height: 900 }]]) {
       await page.setViewportSize(vp);
       await badge(page, 'live');
       await sleep(300);
@@ -128,7 +134,7 @@ for (const n of [1, 4, 8]) {
       const area = m.cards.reduce((s, c) => s + c.w * c.h, 0) / (m.vw * m.vh);
       assert.ok(area > 0.6, `the cards cover ${Math.round(area * 100)} % of the screen`);
       for (const c of m.cards) {
-        assert.ok(c.gapShare < 0.3, `card ${c.id}: an empty band of ${Math.round(c.gapShare * 100)} % of its height`);
+        assert.ok(c.gapShare < 0.3, `card ${c.id} at ${name} (${c.serving ? 'serving' : c.next ? 'next' : 'idle'}): an empty band of ${Math.round(c.gapShare * 100)} % of its height`);
         assert.ok(!c.tokenClipped, `card ${c.id}: the token is cut`);
       }
       assert.equal(new Set(m.labels).size, m.labels.length, `a label shown twice: ${m.labels}`);
