@@ -237,19 +237,20 @@ function drawMeta() {
 
 // reading picks the one sample every figure on the page shows — tiles,
 // the 304 share, and the chart's latest point — so that they agree: the
-// fresh reading when it spans at least 2 s since the last sample, else that
-// sample (a reading taken just after a sample covers too short a time to be
-// a fair rate). It returns the sample, the span its rates cover (ms), and
-// the chart's points: the history, ending with the sample shown.
+// server's latest sample (taken every 5 s; its rates cover the 5 s before
+// it). Only while the server has a single sample (it just started) is it
+// the fresh reading, whose rates cover the time since that sample. It
+// returns the sample, the span its rates cover (ms), and the chart's
+// points, ending with the sample shown.
 function reading(s) {
   const hist = s.history || [];
-  const prev = hist[hist.length - 1];
-  if (!prev) return { r: s.current, spanMs: 0, pts: [s.current] };
-  if (Date.parse(s.current.at) - Date.parse(prev.at) >= 2000) {
-    return { r: s.current, spanMs: Date.parse(s.current.at) - Date.parse(prev.at), pts: [...hist, s.current] };
+  const at = (x) => Date.parse(x.at);
+  if (hist.length >= 2) {
+    const r = hist[hist.length - 1];
+    return { r, spanMs: at(r) - at(hist[hist.length - 2]), pts: hist };
   }
-  const before = hist[hist.length - 2];
-  return { r: prev, spanMs: before ? Date.parse(prev.at) - Date.parse(before.at) : 0, pts: hist };
+  const prev = hist[0];
+  return prev ? { r: s.current, spanMs: at(s.current) - at(prev), pts: [prev, s.current] } : { r: s.current, spanMs: 0, pts: [s.current] };
 }
 
 function tile({ key, label, ic, value, num, unit = '', sub = '', tone = '', accent = '', extra = '', text = false }) {
