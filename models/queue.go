@@ -88,10 +88,16 @@ type QueueEntry struct {
 	Priority      Priority    `json:"priority" gorm:"not null"`
 	Status        QueueStatus `json:"status" gorm:"not null"`
 	Token         int         `json:"token" gorm:"not null"`
-	Day           string      `json:"day" gorm:"not null"`
-	CalledAt      *time.Time  `json:"called_at"`
-	StartedAt     *time.Time  `json:"started_at"`
-	CompletedAt   *time.Time  `json:"completed_at"`
+	// TokenLabel is what screens show for the token: the doctor's prefix
+	// of the day and the number, "A3" (see TokenLabel). Set by the server.
+	TokenLabel string `json:"token_label" gorm:"not null;default:''"`
+	// TokenPrefix is the doctor's prefix of the day ("A"), the same on every
+	// entry of the doctor's day; the board publishes it as token_prefix.
+	TokenPrefix string     `json:"-" gorm:"not null;default:''"`
+	Day         string     `json:"day" gorm:"not null"`
+	CalledAt    *time.Time `json:"called_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	CompletedAt *time.Time `json:"completed_at"`
 	// Recalls counts the times a called entry was called again (POST
 	// /queue/{id}/recall); RecalledAt is the last of them. Set by the server.
 	Recalls    int        `json:"recalls" gorm:"not null"`
@@ -274,15 +280,22 @@ func OrderQueue(entries []*QueueEntry, consultMinutes int) {
 // Board is the anonymous waiting-room board of one doctor: tokens and
 // counts, never a name or other personal data of a patient.
 type Board struct {
-	DoctorID             string `json:"doctor_id"`
-	DoctorName           string `json:"doctor_name"`
-	Room                 string `json:"room"`
-	Day                  string `json:"day"`
-	NowServing           *int   `json:"now_serving"`
-	Called               []int  `json:"called"`
-	Waiting              []int  `json:"waiting"`
-	WaitingCount         int    `json:"waiting_count"`
-	EstimatedWaitMinutes int    `json:"estimated_wait_minutes"`
+	DoctorID   string `json:"doctor_id"`
+	DoctorName string `json:"doctor_name"`
+	Room       string `json:"room"`
+	Day        string `json:"day"`
+	NowServing *int   `json:"now_serving"`
+	Called     []int  `json:"called"`
+	Waiting    []int  `json:"waiting"`
+	// TokenPrefix is the doctor's prefix of the day ("A"), "" until the
+	// day's first entry; the *Labels fields are the tokens above as
+	// labels ("A3"), in the same order (see TokenLabel).
+	TokenPrefix          string   `json:"token_prefix"`
+	NowServingLabel      *string  `json:"now_serving_label"`
+	CalledLabels         []string `json:"called_labels"`
+	WaitingLabels        []string `json:"waiting_labels"`
+	WaitingCount         int      `json:"waiting_count"`
+	EstimatedWaitMinutes int      `json:"estimated_wait_minutes"`
 	// LastCall is the latest call or re-call among the day's called and
 	// in-progress entries, null before the first: a display flashes a token
 	// when LastCall.At moves forward (a re-call keeps now_serving).
@@ -292,40 +305,48 @@ type Board struct {
 	Archived bool `json:"archived,omitempty"`
 }
 
-// BoardCall is a token and when it was (last) called.
+// BoardCall is a token (and its label) and when it was (last) called.
 type BoardCall struct {
-	Token int       `json:"token"`
-	At    time.Time `json:"at"`
+	Token      int       `json:"token"`
+	TokenLabel string    `json:"token_label"`
+	At         time.Time `json:"at"`
 }
 
 // NewBoard builds a doctor's board from entries already put in order by
-// OrderQueue.
+// OrderQueue. Its token_prefix is the entries' (the store sets it from the
+// whole day when no entry is active).
 func NewBoard(d *Doctor, day string, ordered []*QueueEntry, consultMinutes int) Board {
 	if consultMinutes <= 0 {
 		consultMinutes = DefaultConsultMinutes
 	}
-	b := Board{DoctorID: d.ID, DoctorName: d.Name, Room: d.Room, Day: day, Called: []int{}, Waiting: []int{}, Archived: d.DeletedAt != nil}
+	b := Board{DoctorID: d.ID, DoctorName: d.Name, Room: d.Room, Day: day, Called: []int{}, Waiting: []int{},
+		CalledLabels: []string{}, WaitingLabels: []string{}, Archived: d.DeletedAt != nil}
 	busy := 0
 	for _, q := range ordered {
+		if b.TokenPrefix == "" {
+			b.TokenPrefix = q.TokenPrefix
+		}
 		if at := q.lastCall(); at != nil && (q.Status == QueueCalled || q.Status == QueueInProgress) &&
 			(b.LastCall == nil || at.After(b.LastCall.At)) {
-			b.LastCall = &BoardCall{Token: q.Token, At: *at}
+			b.LastCall = &BoardCall{Token: q.Token, TokenLabel: q.Label(), At: *at}
 		}
 		switch q.Status {
 		case QueueInProgress:
-			t := q.Token
-			b.NowServing = &t
+			t, l := q.Token, q.Label()
+			b.NowServing, b.NowServingLabel = &t, &l
 			busy = 1
 		case QueueCalled:
 			b.Called = append(b.Called, q.Token)
+			b.CalledLabels = append(b.CalledLabels, q.Label())
 			busy = 1
 		case QueueWaiting:
 			b.Waiting = append(b.Waiting, q.Token)
+			b.WaitingLabels = append(b.WaitingLabels, q.Label())
 		}
 	}
 	if b.NowServing == nil && len(b.Called) > 0 {
-		t := b.Called[len(b.Called)-1]
-		b.NowServing = &t
+		t, l := b.Called[len(b.Called)-1], b.CalledLabels[len(b.CalledLabels)-1]
+		b.NowServing, b.NowServingLabel = &t, &l
 	}
 	b.WaitingCount = len(b.Waiting)
 	b.EstimatedWaitMinutes = (b.WaitingCount + busy) * consultMinutes

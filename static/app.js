@@ -547,3 +547,46 @@ export function frame(fn) {
 export function today(boards) {
   return boards?.[0]?.day || new Date().toLocaleDateString('en-CA');
 }
+
+// ------------------------------------------------------------------ locale and labels (issue 13)
+// Numbers, durations, ages and dates in the browser's locale (Intl), and the
+// token label of a queue entry. Pages adopt these one at a time.
+
+const NUM = new Intl.NumberFormat();
+const MIN = new Intl.NumberFormat(undefined, { style: 'unit', unit: 'minute', unitDisplay: 'short' });
+const YEARS = new Intl.NumberFormat(undefined, { style: 'unit', unit: 'year', unitDisplay: 'short' });
+const DURATION = globalThis.Intl?.DurationFormat ? new Intl.DurationFormat(undefined, { style: 'short' }) : null;
+
+/** count formats a whole number in the browser's locale: 1,234 / 1.234. */
+export function count(n) {
+  return NUM.format(Number(n) || 0);
+}
+
+/** duration formats minutes in the browser's locale: "20 min", "1 hr, 20 min". */
+export function duration(mins) {
+  const m = Math.max(0, Math.round(Number(mins) || 0));
+  if (m < 60 || !DURATION) return MIN.format(m);
+  return DURATION.format({ hours: Math.floor(m / 60), minutes: m % 60 });
+}
+
+/** years formats an age from a date of birth (YYYY-MM-DD): "34 yrs"; '' without one. */
+export function years(dob) {
+  if (!dob) return '';
+  const b = new Date(`${dob}T12:00:00`);
+  const n = new Date();
+  let a = n.getFullYear() - b.getFullYear();
+  if (n.getMonth() < b.getMonth() || (n.getMonth() === b.getMonth() && n.getDate() < b.getDate())) a--;
+  return Number.isFinite(a) ? YEARS.format(a) : '';
+}
+
+/** shortDate formats a day (YYYY-MM-DD) in the browser's locale: "12 Mar 1984". */
+export function shortDate(day) {
+  if (!day) return '';
+  const d = new Date(`${day}T12:00:00`);
+  return Number.isNaN(d.getTime()) ? day : d.toLocaleDateString(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+/** label is what screens show for a queue entry's token: its token_label ("A3"), else the number. */
+export function label(q) {
+  return q?.token_label || String(q?.token ?? '');
+}

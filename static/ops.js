@@ -5,7 +5,7 @@
 // every 5 s and keeps ten minutes). Refreshes every 5 s while the tab is
 // visible; pauses while it is hidden. Other roles see a clear "for admins"
 // message (the server decides: it answers 403).
-import { signIn, shell, live, token, esc } from './app.js';
+import { signIn, shell, live, token, esc, apiGet } from './app.js';
 import { claims as decode } from './clinicpulse.js';
 
 const REFRESH_MS = 5000;
@@ -30,8 +30,13 @@ app.innerHTML = `
 app.removeAttribute('aria-busy');
 const $ = (s) => app.querySelector(s);
 
-// The page's own live connection gives the header its badge.
-const conn = live({ topics: ['doctors'] });
+// The page's own live connection gives the header its badge. It starts at
+// the log's head read from a snapshot (one doctor), not "from now": a
+// connection without a cursor learns the head from a 410 answer, which the
+// browser logs as an error on every load.
+let since;
+try { since = (await apiGet(`/api/v1/doctors?limit=1${tenantQuery('&')}`)).cursor; } catch { /* the client finds the head itself */ }
+const conn = live({ topics: ['doctors'], since });
 
 // ------------------------------------------------------------------ state
 
@@ -60,11 +65,14 @@ const ICON = {
 };
 const icon = (name, size = 18) => `<svg width="${size}" height="${size}" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">${ICON[name]}</svg>`;
 
+// Numbers in the browser's locale (Intl): 0.25 / 0,25; 1,234 / 1.234.
+const fixed = [0, 1, 2].map((d) => new Intl.NumberFormat(undefined, { minimumFractionDigits: d, maximumFractionDigits: d }));
+const upTo2 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 function rate(n) {
-  if (!n) return '0';
-  if (n < 0.1) return n.toFixed(2);
-  if (n < 10) return n.toFixed(1);
-  return Math.round(n).toLocaleString();
+  if (!n) return fixed[0].format(0);
+  if (n < 0.1) return fixed[2].format(n);
+  if (n < 10) return fixed[1].format(n);
+  return fixed[0].format(Math.round(n));
 }
 const int = (n) => Number(n || 0).toLocaleString();
 function pct(share) {
@@ -75,10 +83,10 @@ function pct(share) {
 }
 function seconds(s) {
   if (s < 1) return 'under a second';
-  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 10) return `${fixed[1].format(s)} s`;
   if (s < 90) return `${Math.round(s)} s`;
   if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
+  return `${fixed[1].format(s / 3600)} h`;
 }
 function span(ms) {
   const s = Math.round(ms / 1000);
@@ -91,11 +99,16 @@ const DATABASES = { sqlite: 'SQLite', postgres: 'PostgreSQL' };
 // ------------------------------------------------------------------ fetch
 
 function statsPath() {
+  return `/api/v1/ops/stats${tenantQuery('?')}`;
+}
+
+// tenantQuery names the tenant for a platform token (the numbers are the
+// instance's; a platform token still names a tenant); '' for other roles.
+function tenantQuery(sep) {
   const c = decode(token());
-  if (c.role !== 'platform') return '/api/v1/ops/stats';
-  // The numbers are the instance's; a platform token still names a tenant.
+  if (c.role !== 'platform') return '';
   const t = new URLSearchParams(location.search).get('tenant_id') || c.tenant_id || '';
-  return `/api/v1/ops/stats?tenant_id=${encodeURIComponent(t)}`;
+  return `${sep}tenant_id=${encodeURIComponent(t)}`;
 }
 
 async function getJSON(path) {
@@ -222,13 +235,22 @@ function drawMeta() {
   $('[data-meta]').innerHTML = `Instance <b>${esc(stats.instance)}</b> · ${esc(db)} · updated ${esc(clock(statsAt))} · refreshes every ${REFRESH_MS / 1000} s`;
 }
 
-// rates picks the sample whose rates to show: the fresh reading when it
-// spans at least 2 s since the last sample, else that sample (a reading
-// taken just after a sample covers too short a time to be a fair rate).
-function rates(s) {
-  const prev = s.history?.[s.history.length - 1];
-  if (!prev) return s.current;
-  return Date.parse(s.current.at) - Date.parse(prev.at) >= 2000 ? s.current : prev;
+// reading picks the one sample every figure on the page shows — tiles,
+// the 304 share, and the chart's latest point — so that they agree: the
+// server's latest sample (taken every 5 s; its rates cover the 5 s before
+// it). Only while the server has a single sample (it just started) is it
+// the fresh reading, whose rates cover the time since that sample. It
+// returns the sample, the span its rates cover (ms), and the chart's
+// points, ending with the sample shown.
+function reading(s) {
+  const hist = s.history || [];
+  const at = (x) => Date.parse(x.at);
+  if (hist.length >= 2) {
+    const r = hist[hist.length - 1];
+    return { r, spanMs: at(r) - at(hist[hist.length - 2]), pts: hist };
+  }
+  const prev = hist[0];
+  return prev ? { r: s.current, spanMs: at(s.current) - at(prev), pts: [prev, s.current] } : { r: s.current, spanMs: 0, pts: [s.current] };
 }
 
 function tile({ key, label, ic, value, num, unit = '', sub = '', tone = '', accent = '', extra = '', text = false }) {
@@ -241,10 +263,10 @@ function tile({ key, label, ic, value, num, unit = '', sub = '', tone = '', acce
 }
 
 function drawTiles() {
-  const c = stats.current;
-  const r = rates(stats);
-  const hist = stats.history || [];
-  const kept = hist.length > 1 ? Date.parse(c.at) - Date.parse(hist[0].at) : 0;
+  const { r, spanMs, pts } = reading(stats);
+  const c = r; // every tile reads the same sample
+  const kept = pts.length > 1 ? Date.parse(r.at) - Date.parse(pts[0].at) : 0;
+  const hist = pts;
   const polled = r.polls_per_second > 0;
   const share = polled ? r.not_modified_share : null;
 
@@ -267,7 +289,7 @@ function drawTiles() {
   const db = DATABASES[stats.database] || stats.database;
 
   $('[data-stats]').innerHTML = `
-    <h3 class="section-title ops-section">Traffic <span class="muted small">right now</span></h3>
+    <h3 class="section-title ops-section">Traffic <span class="muted small" data-sample-at="${esc(r.at)}">at ${esc(clock(Date.parse(r.at)))}${spanMs ? `, over the last ${esc(span(spanMs))}` : ''}</span></h3>
     <div class="kpis ops-tiles">
       ${tile({ key: 'streams', label: 'Open streams', ic: 'stream', value: int(c.streams), num: c.streams, accent: 'streams',
     sub: 'Server-Sent Events connections' })}
@@ -283,7 +305,7 @@ function drawTiles() {
       ${tile({ key: 'share_304', label: 'Answered 304', ic: 'share', value: polled ? pct(share) : '—', unit: polled ? '%' : '', num: share ?? '',
     tone: polled && share >= 0.5 ? 'ok' : '',
     extra: `<div class="ops-meter" aria-hidden="true"><i style="width:${polled ? (share * 100).toFixed(1) : 0}%"></i></div>`,
-    sub: polled ? 'of polls: unchanged, answered without a body' : 'No polls in the last interval' })}
+    sub: polled ? 'of polls: unchanged, answered without a body' : `No polls in the last ${esc(span(spanMs || REFRESH_MS))}` })}
       ${tile({ key: 'slow', label: 'Slow-client disconnects', ic: 'slow', value: int(slowTotal), num: slowTotal,
     tone: slowRecent > 0 ? 'warn' : slowTotal === 0 ? 'ok' : '', sub: slowSub })}
       ${tile({ key: 'listener', label: 'Change listener', ic: 'listener', value: listener.value, num: listener.num, tone: listener.tone, sub: listener.sub })}
@@ -302,7 +324,7 @@ const SERIES = [
 const W = 600;
 const H = 120;
 
-const tickLabel = (v) => (Number.isInteger(v) ? v.toLocaleString() : String(+v.toFixed(2)));
+const tickLabel = (v) => upTo2.format(v);
 
 function niceMax(v) {
   const mag = 10 ** Math.floor(Math.log10(v));
@@ -311,7 +333,7 @@ function niceMax(v) {
 }
 
 function drawChart() {
-  const pts = (stats.history || []).map((s) => ({ ...s, t: Date.parse(s.at) }));
+  const pts = reading(stats).pts.map((s) => ({ ...s, t: Date.parse(s.at) }));
   const box = $('[data-chart]');
   box.hidden = false;
   const panels = $('[data-panels]');
@@ -363,7 +385,7 @@ function drawChart() {
 $('[data-panels]').addEventListener('pointermove', (e) => {
   const plot = e.target.closest?.('[data-plot]');
   if (!plot || !stats?.history?.length) return;
-  const pts = stats.history.map((s) => Date.parse(s.at));
+  const pts = reading(stats).pts.map((s) => Date.parse(s.at));
   const t1 = pts[pts.length - 1];
   const t0 = Math.min(pts[0], t1 - 60000);
   const r = plot.getBoundingClientRect();

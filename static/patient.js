@@ -1,8 +1,13 @@
 // Patient: my place in the queue and estimated wait, my appointments, and a
 // notification when I am called — live, on a phone.
 import {
-  signIn, shell, live, apiGet, listAll, Records, esc, chip, time, minutes, debounce, frame, today, toast,
+  signIn, shell, live, apiGet, listAll, Records, esc, chip, time, debounce, frame, today, toast, patch, count, duration, label,
 } from './app.js';
+
+// The page's words are English: English ordinals (Intl.PluralRules).
+const ORD = new Intl.PluralRules('en', { type: 'ordinal' });
+const SUFFIX = { one: 'st', two: 'nd', few: 'rd', other: 'th' };
+let said = ''; // the last words said to screen readers (say)
 
 const { claims } = await signIn({ roles: ['patient'] });
 shell({ title: 'My visit', claims });
@@ -35,7 +40,9 @@ async function load() {
 const since = await load();
 app.innerHTML = `
   <div class="greeting"><p class="muted" data-date></p><h2 data-hello></h2></div>
-  <section class="card hero" data-hero aria-live="assertive"></section>
+  <section class="card hero" data-hero aria-label="My place in the queue"></section>
+  <p class="sr-only" data-announce role="status" aria-live="polite"></p>
+  <p class="sr-only" data-alert role="alert"></p>
   <div class="row" style="margin:.8rem 0 1.4rem" data-notify-row>
     <button class="btn btn--sm" data-action="notify">Notify me when I'm called</button>
   </div>
@@ -88,21 +95,28 @@ function current() {
 }
 
 function ordinal(n) {
-  const s = ['th', 'st', 'nd', 'rd'];
-  const v = n % 100;
-  return n + (s[(v - 20) % 10] || s[v] || s[0]);
+  return `${n}${SUFFIX[ORD.select(n)]}`;
+}
+
+// say tells screen readers what changed about my place: politely for the
+// line moving, at once when I am called.
+function say(text, urgent = false) {
+  if (text === said) return;
+  said = text;
+  $(urgent ? '[data-alert]' : '[data-announce]').textContent = text;
 }
 
 function draw() {
   const first = (profile?.name || '').split(/\s+/)[0];
   $('[data-hello]').textContent = first ? `Hello, ${first}` : 'Hello';
-  $('[data-date]').textContent = new Date().toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+  $('[data-date]').textContent = new Date().toLocaleDateString(undefined, { weekday: 'long', day: 'numeric', month: 'long' });
   const q = current();
   const hero = $('[data-hero]');
   hero.className = 'card hero';
   if (!q) {
-    hero.innerHTML = `<p class="hero__label">Today</p><p class="hero__line" style="margin-top:.4rem">You are not in a queue right now.</p>
-      <p class="muted small" style="margin-top:.4rem">When you check in at the front desk, your number and waiting time appear here.</p>`;
+    delete hero.dataset.status;
+    patch(hero, `<p class="hero__label">Today</p><p class="hero__line" style="margin-top:.4rem">You are not in a queue right now.</p>
+      <p class="muted small" style="margin-top:.4rem">When you check in at the front desk, your number and waiting time appear here.</p>`);
   } else {
     const d = doctors.get(q.doctor_id);
     const b = boards.get(q.doctor_id);
@@ -110,47 +124,52 @@ function draw() {
     hero.dataset.status = q.status;
     if (q.status === 'called') {
       hero.classList.add('hero--called');
-      hero.innerHTML = `<p class="hero__label">It's your turn</p><div class="hero__token">${q.token}</div>
-        <p class="hero__line">Please go to Room ${esc(room)}</p><p class="muted">${esc(d?.name || '')} is ready for you</p>`;
+      patch(hero, `<p class="hero__label">It's your turn</p><div class="hero__token" data-token>${esc(label(q))}</div>
+        <p class="hero__line">Please go to Room ${esc(room)}</p><p class="muted">${esc(d?.name || '')} is ready for you</p>`);
+      say(`It's your turn, number ${label(q)}: please go to Room ${room}.`, true);
       if (!wasCalled.has(q.id)) { wasCalled.add(q.id); notifyCalled(q, room, d); }
     } else if (q.status === 'in_progress') {
-      hero.innerHTML = `<p class="hero__label">In consultation</p><div class="hero__token">${q.token}</div>
-        <p class="hero__line">With ${esc(d?.name || 'your doctor')} · Room ${esc(room)}</p>`;
+      patch(hero, `<p class="hero__label">In consultation</p><div class="hero__token" data-token>${esc(label(q))}</div>
+        <p class="hero__line">With ${esc(d?.name || 'your doctor')} · Room ${esc(room)}</p>`);
+      say('You are in consultation.');
     } else {
       const pos = (b?.waiting || []).indexOf(q.token) + 1 || q.position;
       const ahead = Math.max(0, pos - 1);
-      hero.innerHTML = `<p class="hero__label">Your number</p><div class="hero__token" data-token>${q.token}</div>
-        <p class="hero__line" data-position>You are ${ordinal(pos)} in line</p>
-        <p class="muted">${esc(d?.name || '')} · Room ${esc(room)}${b?.now_serving != null ? ` · now serving ${b.now_serving}` : ''}</p>
-        <div class="hero__wait"><span>Estimated wait</span><b data-wait>${esc(minutes(q.estimated_wait_minutes))}</b></div>
+      const serving = b?.last_call?.token_label || b?.now_serving_label || (b?.now_serving != null ? String(b.now_serving) : '');
+      const wait = q.estimated_wait_minutes ? `about ${duration(q.estimated_wait_minutes)}` : 'any moment now';
+      patch(hero, `<p class="hero__label">Your number</p><div class="hero__token" data-token>${esc(label(q))}</div>
+        <p class="hero__line" data-position>You are ${esc(ordinal(pos))} in line</p>
+        <p class="muted">${esc(d?.name || '')} · Room ${esc(room)}${serving ? ` · now serving ${esc(serving)}` : ''}</p>
+        <div class="hero__wait"><span>Estimated wait</span><b data-wait>${esc(wait)}</b></div>
         <div class="steps" aria-hidden="true">${Array.from({ length: Math.min(pos, 8) }, (_, i) => `<i class="${i === pos - 1 ? 'on' : ''}"></i>`).join('')}</div>
-        <p class="muted small" style="margin-top:.6rem">${ahead ? `${ahead} ${ahead === 1 ? 'person' : 'people'} ahead of you` : 'You are next'}</p>`;
+        <p class="muted small" style="margin-top:.6rem">${ahead ? `${esc(count(ahead))} ${ahead === 1 ? 'person' : 'people'} ahead of you` : 'You are next'}</p>`);
+      say(`Number ${label(q)}: you are ${ordinal(pos)} in line, ${wait}.`);
     }
   }
   const now = Date.now() - 3600e3;
   const list = appts.all().filter((a) => new Date(a.ends_at).getTime() > now || a.status === 'checked_in')
     .sort((a, b) => a.starts_at.localeCompare(b.starts_at));
-  $('[data-appts]').innerHTML = list.map((a) => {
+  patch($('[data-appts]'), list.map((a) => {
     const d = doctors.get(a.doctor_id);
     const when = new Date(a.starts_at);
-    return `<li class="item"><span class="time">${esc(time(a.starts_at))}</span><div class="item__main">
+    return `<li class="item" data-key="${esc(a.id)}"><span class="time">${esc(time(a.starts_at))}</span><div class="item__main">
       <div class="item__title">${esc(d?.name || 'Doctor')}</div>
-      <div class="item__sub">${esc(when.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' }))}${a.reason ? ` · ${esc(a.reason)}` : ''}${d ? ` · Room ${esc(d.room)}` : ''}</div></div>${chip(a.status)}</li>`;
-  }).join('') || '<li class="empty">No upcoming appointments.</li>';
+      <div class="item__sub">${esc(when.toLocaleDateString(undefined, { weekday: 'short', day: 'numeric', month: 'short' }))}${a.reason ? ` · ${esc(a.reason)}` : ''}${d ? ` · Room ${esc(d.room)}` : ''}</div></div>${chip(a.status)}</li>`;
+  }).join('') || '<li class="empty" data-key="empty">No upcoming appointments.</li>');
   const rx = rxs.all().sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 5);
-  $('[data-rx]').innerHTML = rx.flatMap((r) => r.items.map((i) => `<li class="item"><div class="item__main">
+  patch($('[data-rx]'), rx.flatMap((r) => r.items.map((i, n) => `<li class="item" data-key="${esc(r.id)}-${n}"><div class="item__main">
       <div class="item__title">${esc(i.drug)} ${esc(i.dose)}</div>
       <div class="item__sub">${esc([i.route, i.frequency, i.duration].filter(Boolean).join(' · '))}</div></div></li>`)).join('')
-    || '<li class="empty">No prescriptions.</li>';
+    || '<li class="empty" data-key="empty">No prescriptions.</li>');
   const row = $('[data-notify-row]');
   row.classList.toggle('hidden', !('Notification' in globalThis) || Notification.permission !== 'default');
 }
 
 function notifyCalled(q, room, d) {
-  toast(`It's your turn: please go to Room ${room}.`, 'ok', 15000);
+  toast(`It's your turn (${label(q)}): please go to Room ${room}.`, 'ok', 15000);
   navigator.vibrate?.([300, 150, 300]);
   if ('Notification' in globalThis && Notification.permission === 'granted') {
-    try { new Notification('ClinicPulse — it’s your turn', { body: `Number ${q.token}: please go to Room ${room}${d ? ` (${d.name})` : ''}.`, tag: q.id }); } catch { /* mobile needs a service worker */ }
+    try { new Notification('ClinicPulse — it’s your turn', { body: `Number ${label(q)}: please go to Room ${room}${d ? ` (${d.name})` : ''}.`, tag: q.id }); } catch { /* mobile needs a service worker */ }
   }
 }
 

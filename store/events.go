@@ -338,7 +338,11 @@ func (s *Store) board(tx *gorm.DB, tenantID string, d *models.Doctor, doctorID, 
 	}
 	mins := models.ConsultMinutes(done, d.ConsultDefault(s.consult))
 	models.OrderQueue(entries, mins)
-	return models.NewBoard(d, day, entries, mins), entries, nil
+	b := models.NewBoard(d, day, entries, mins)
+	if len(all) > 0 {
+		b.TokenPrefix = all[0].TokenPrefix // every entry of the day has the same
+	}
+	return b, entries, nil
 }
 
 // Boards returns the boards of the tenant's active doctors for today, and

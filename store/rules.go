@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -334,14 +335,57 @@ func (w *writer) enqueue(q *models.QueueEntry) error {
 	if dup != nil {
 		return models.DuplicateEntry(dup)
 	}
-	var last sql.NullInt64
+	// The doctor's latest entry of the day gives the next token and the
+	// day's prefix; the first entry of the day chooses the prefix.
+	var last []struct {
+		Token       int
+		TokenPrefix string
+	}
 	err = w.tx.Table("queue_entries").Where("tenant_id = ? AND doctor_id = ? AND day = ?", w.actor.TenantID, q.DoctorID, q.Day).
-		Select("MAX(token)").Scan(&last).Error
+		Select("token, token_prefix").Order("token DESC").Limit(1).Scan(&last).Error
 	if err != nil {
 		return fmt.Errorf("next token: %w", err)
 	}
-	q.Token = int(last.Int64) + 1
+	if len(last) == 1 {
+		q.Token, q.TokenPrefix = last[0].Token+1, last[0].TokenPrefix
+	} else {
+		q.Token = 1
+		if q.TokenPrefix, err = w.choosePrefix(q.DoctorID, q.Day); err != nil {
+			return err
+		}
+	}
+	q.TokenLabel = models.TokenLabel(q.TokenPrefix, q.Token)
 	return w.insert(q)
+}
+
+// choosePrefix chooses the token prefix of a doctor's first entry of a day
+// (models.ChooseTokenPrefix): the doctor's place among the active doctors
+// in board order, unless another doctor holds that prefix on the day. On
+// Postgres a transaction-scoped advisory lock per tenant and day makes the
+// choice and the insert that records it one step, so two doctors' first
+// entries racing cannot take the same prefix (SQLite has one writer). The
+// lock comes after the doctor, patient and record locks and before the
+// counter row, and only a doctor's first entry of a day takes it.
+func (w *writer) choosePrefix(doctorID, day string) (string, error) {
+	if w.s.dialect == Postgres {
+		key := "clinicpulse.token_prefix|" + w.actor.TenantID + "|" + day
+		if err := w.tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", key).Error; err != nil {
+			return "", fmt.Errorf("token prefix lock: %w", err)
+		}
+	}
+	var used []string
+	err := w.tx.Table("queue_entries").Where("tenant_id = ? AND day = ? AND token_prefix <> '' AND doctor_id <> ?", w.actor.TenantID, day, doctorID).
+		Distinct().Pluck("token_prefix", &used).Error
+	if err != nil {
+		return "", fmt.Errorf("token prefixes of the day: %w", err)
+	}
+	var roster []string
+	err = w.tx.Model(&models.Doctor{}).Where("tenant_id = ? AND deleted_at IS NULL", w.actor.TenantID).
+		Order("name, id").Pluck("id", &roster).Error
+	if err != nil {
+		return "", fmt.Errorf("token prefix roster: %w", err)
+	}
+	return models.ChooseTokenPrefix(slices.Index(roster, doctorID), used), nil
 }
 
 // createVisit opens a visit from a queue entry, an appointment, or a patient
