@@ -22,7 +22,8 @@ type Recaller interface {
 // entry (that answers 409): it answers 200 with the entry (recalls+1,
 // recalled_at, version+1) and emits queue.updated and queue.board, whose
 // last_call a display flashes. The body is empty or {}; If-Match and
-// Idempotency-Key are honoured as on PATCH.
+// Idempotency-Key are honoured as on PATCH, and the answer carries X-Cursor
+// as every write's does.
 func (h *Handler) registerQueue(g *echo.Group) {
 	g.POST("/"+models.EntityQueue+"/:id/recall", h.recall)
 }
@@ -52,9 +53,13 @@ func (h *Handler) recall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A write like any other: X-Cursor, answered once this instance's
+	// polls and streams show it.
+	ctx, pos := withPosition(ctx)
 	out, err := rc.Recall(ctx, c.Param("id"), ifMatch)
 	if err != nil {
 		return err
 	}
+	h.settle(c, pos)
 	return c.JSONBlob(http.StatusOK, out)
 }

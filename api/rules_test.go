@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -666,6 +667,10 @@ func TestRecall(t *testing.T) {
 	evs, err := s.App.Store.ReadEvents(t.Context(), eventQuery("recall", mark))
 	if err != nil || len(evs) != 2 || evs[0].Type != "queue.updated" || evs[1].Type != "queue.board" {
 		t.Fatalf("recall events %v %v", evs, err)
+	}
+	// Like every write, the re-call tells its position: its last event.
+	if cur := r.Header.Get("X-Cursor"); cur != strconv.FormatInt(evs[1].Seq, 10) {
+		t.Fatalf("recall X-Cursor %q, want %d", cur, evs[1].Seq)
 	}
 	var board struct {
 		LastCall struct {
