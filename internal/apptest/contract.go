@@ -50,7 +50,8 @@ import (
 //     Any other answer is an undocumented route.
 //
 // Paths under /static/ are matched to /static/{file} whatever their depth
-// (an OpenAPI path parameter is one segment). Benchmarks are not validated:
+// (an OpenAPI path parameter is one segment), and so are /static and
+// /static/, which the server's /static* route serves too. Benchmarks are not validated:
 // the validator's cost would be measured with the server's.
 
 // contract validates exchanges with one test server and keeps the
@@ -210,10 +211,15 @@ func (c *contract) check(x *exchange) {
 	}
 }
 
-// findRoute finds the operation of a request; a path under /static/ is
-// matched to /static/{file} whatever its depth.
+// findRoute finds the operation of a request. The server's route for the
+// dashboards is /static* (any path that starts so, as Echo matches it):
+// /static, /static/ and paths under /static/ of any depth are matched to
+// /static/{file}.
 func (c *contract) findRoute(r *http.Request) (*routers.Route, map[string]string, error) {
-	if file, ok := strings.CutPrefix(r.URL.Path, "/static/"); ok && strings.Contains(file, "/") {
+	if file, ok := strings.CutPrefix(r.URL.Path, "/static"); ok && (file == "" || file == "/" || strings.Contains(file[1:], "/")) {
+		if file = strings.TrimPrefix(file, "/"); file == "" {
+			file = "." // the directory itself (a path parameter cannot be empty)
+		}
 		one := r.Clone(r.Context())
 		one.URL.Path, one.URL.RawPath = "/static/x", ""
 		route, params, err := c.router.FindRoute(one)
