@@ -49,10 +49,12 @@ import (
 //     the path lacks answers 405 with Allow (or 401); both as problem+json.
 //     Any other answer is an undocumented route.
 //
-// Paths under /static/ are matched to /static/{file} whatever their depth
-// (an OpenAPI path parameter is one segment), and so are /static and
-// /static/, which the server's /static* route serves too. Benchmarks are not validated:
-// the validator's cost would be measured with the server's.
+// Mismatches are reported when the server stops (Stop, at the latest when
+// the test ends), after every handler has returned. Paths under /static/
+// are matched to /static/{file} whatever their depth (an OpenAPI path
+// parameter is one segment), and so are /static and /static/, which the
+// server's /static* route serves too. Benchmarks are not validated: the
+// validator's cost would be measured with the server's.
 
 // contract validates exchanges with one test server and keeps the
 // mismatches until the server stops.
@@ -117,9 +119,7 @@ func (x *exchange) status() int { return x.res.code }
 
 func (c *contract) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{method: r.Method, target: r.URL.RequestURI(), req: r.Clone(context.Background())}
-	if len(x.target) > 300 {
-		x.target = x.target[:300] + "…"
-	}
+	x.target = cut(x.target, 300)
 	x.reqBody.limit = maxRequestCapture
 	if r.Body != nil && r.Body != http.NoBody {
 		x.reqBody.r = r.Body
@@ -131,10 +131,11 @@ func (c *contract) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.res.code, x.res.header = http.StatusOK, w.Header().Clone()
 	}
 	if !x.checked {
-		// The handler may have left part of the body unread; read the
-		// rest (bounded) so that an accepted request is judged whole.
-		if x.reqBody.r != nil {
-			_, _ = io.Copy(io.Discard, &x.reqBody)
+		// The handler may have left part of the body unread: read the
+		// rest (bounded) of an accepted request so that it is judged whole
+		// (a refused one is not judged, and may never end).
+		if x.reqBody.r != nil && x.status() < 400 {
+			_, _ = io.CopyN(io.Discard, &x.reqBody, maxRequestCapture+1)
 		}
 		c.check(x)
 	}
@@ -326,16 +327,18 @@ func isEventStream(h http.Header) bool {
 }
 
 // short cuts a validator message to a readable length.
-func short(err error) string {
-	s := err.Error()
-	if len(s) > 1500 {
-		s = s[:1500]
-		for !utf8.ValidString(s) {
-			s = s[:len(s)-1]
-		}
-		s += "…"
+func short(err error) string { return cut(err.Error(), 1500) }
+
+// cut shortens s to at most n bytes of whole UTF-8 sequences, marked "…".
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
 }
 
 // capture keeps what the handler reads of a request body, up to limit.
