@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,12 +98,7 @@ func startCounted(t testing.TB) (*apptest.Server, *atomic.Int64) {
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(a.Echo)
-	ts.Config.ReadHeaderTimeout = 10 * time.Second
-	ts.Start()
-	s := &apptest.Server{Server: ts, App: a, Dialect: dialect}
-	t.Cleanup(s.Stop)
-	return s, &n
+	return apptest.Serve(t, a, dialect), &n
 }
 
 // rawGet is a goroutine-safe GET (no t.Fatal): status, headers, body.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/api"
+	"github.com/clinicpulse/clinicpulse/api/openapi"
 	"github.com/clinicpulse/clinicpulse/auth"
 	"github.com/clinicpulse/clinicpulse/auth/jwks"
 	"github.com/clinicpulse/clinicpulse/metrics"
@@ -234,6 +235,10 @@ func (a *App) newEcho() *echo.Echo {
 	})
 	sub, _ := fs.Sub(static.FS, ".")
 	e.StaticFS("/static", sub)
+	// The API's OpenAPI document needs no token: it is registered on the
+	// server, not on the authenticated /api/v1 group (the router prefers
+	// this static path to the group's catch-all).
+	e.GET(openapi.Path, openapi.Serve)
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/static/index.html") })
 	return e
 }

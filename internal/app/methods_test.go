@@ -253,3 +253,34 @@ func TestEveryRouteAnswersHEADAndWrongMethods(t *testing.T) {
 		t.Errorf("DELETE a queue entry: %d Allow %q %s", res.StatusCode, res.Header.Get("Allow"), body)
 	}
 }
+
+// TestMethodsNeedNoToken: the methods of a path are no secret (the OpenAPI
+// document lists them), so OPTIONS and a method the path lacks are answered
+// without a token under /api/v1 as they are outside it — the public
+// /api/v1/openapi.json included. A path no route has still needs a token
+// to learn that it is unknown, and a route's own method still needs one.
+func TestMethodsNeedNoToken(t *testing.T) {
+	s := apptest.Start(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodOptions, "/api/v1/patients", 204, "GET, HEAD, POST, OPTIONS"},
+		{http.MethodOptions, "/api/v1/queue/q_00000000000000000000/recall", 204, "POST, OPTIONS"},
+		{http.MethodPut, "/api/v1/patients", 405, "GET, HEAD, POST, OPTIONS"},
+		{http.MethodPost, "/api/v1/stream", 405, "GET, HEAD, OPTIONS"},
+		{http.MethodOptions, "/api/v1/openapi.json", 204, "GET, HEAD, OPTIONS"},
+		{http.MethodDelete, "/api/v1/openapi.json", 405, "GET, HEAD, OPTIONS"},
+		{http.MethodGet, "/api/v1/patients", 401, ""},
+		{http.MethodOptions, "/api/v1/nothing", 401, ""},
+	} {
+		res, body := send(t, s, c.method, c.path, "")
+		if res.StatusCode != c.status || res.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s without a token: %d Allow %q, want %d %q", c.method, c.path, res.StatusCode, res.Header.Get("Allow"), c.status, c.allow)
+		}
+		if c.status == 405 && !bytes.Contains(body, []byte("method-not-allowed")) {
+			t.Errorf("%s %s: %s", c.method, c.path, body)
+		}
+	}
+}

@@ -132,29 +132,51 @@ func (t *routeTable) allowed(r *http.Request) []string {
 // methodNotAllowed answers a request whose path exists with other methods:
 // 405 problem+json with Allow (RFC 9110 §15.5.6) — also under a group,
 // whose catch-all route would otherwise answer 404 — and OPTIONS with 204
-// and Allow. A path no route has stays 404.
+// and Allow. A path no route has stays 404. Under a group the answer comes
+// before the group's middleware: the methods of a path are no secret (the
+// OpenAPI document lists them), so OPTIONS and a wrong method need no token,
+// as on the routes outside the group (and on /api/v1/openapi.json, which
+// is public).
 func (t *routeTable) methodNotAllowed(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if ms, ok := t.snap.Load().methods[c.Path()]; ok && len(ms) == 0 {
+			// A group's catch-all: answer a known path's 405 or OPTIONS
+			// here, before the group's authentication.
+			if done, err := t.answerMethod(c); done {
+				return err
+			}
+		}
 		err := next(c)
 		var he *echo.HTTPError
 		if err == nil || !errors.As(err, &he) || (he.Code != http.StatusNotFound && he.Code != http.StatusMethodNotAllowed) {
 			return err
 		}
-		r := c.Request()
-		allow := t.allowed(r)
-		if len(allow) == 0 {
-			return err
+		if done, aerr := t.answerMethod(c); done {
+			return aerr
 		}
-		for _, m := range allow {
-			if m == r.Method {
-				return err // a 404 of the resource itself (a missing file)
-			}
-		}
-		value := strings.Join(append(allow, http.MethodOptions), ", ")
-		c.Response().Header().Set(echo.HeaderAllow, value)
-		if r.Method == http.MethodOptions {
-			return c.NoContent(http.StatusNoContent)
-		}
-		return models.Errorf(models.EMETHOD, "this resource allows %s", value)
+		return err
 	}
+}
+
+// answerMethod answers a request for a known path with a method the path
+// lacks (405 with Allow, or OPTIONS 204 with Allow); done is false when the
+// path is unknown or has the method (a 404 of the resource itself, such as
+// a missing file).
+func (t *routeTable) answerMethod(c echo.Context) (done bool, err error) {
+	r := c.Request()
+	allow := t.allowed(r)
+	if len(allow) == 0 {
+		return false, nil
+	}
+	for _, m := range allow {
+		if m == r.Method {
+			return false, nil
+		}
+	}
+	value := strings.Join(append(allow, http.MethodOptions), ", ")
+	c.Response().Header().Set(echo.HeaderAllow, value)
+	if r.Method == http.MethodOptions {
+		return true, c.NoContent(http.StatusNoContent)
+	}
+	return true, models.Errorf(models.EMETHOD, "this resource allows %s", value)
 }

@@ -1,5 +1,8 @@
 // Package apptest starts a whole ClinicPulse server on a loopback port for
-// tests, on the test's own database (see testdb), and makes tokens.
+// tests, on the test's own database (see testdb), and makes tokens. Every
+// request a test sends through a Server, and every response it gets, is
+// validated against the API's OpenAPI document (see contract.go for the
+// rules); a mismatch fails the test when the server stops.
 package apptest
 
 import (
@@ -23,9 +26,10 @@ const Secret = "test-secret-0123456789abcdef0123456789"
 // Server is a running test server.
 type Server struct {
 	*httptest.Server
-	App     *app.App
-	Dialect string
-	t       testing.TB
+	App      *app.App
+	Dialect  string
+	t        testing.TB
+	contract *contract // nil for benchmarks
 }
 
 // Option adjusts the configuration before the server starts.
@@ -54,15 +58,33 @@ func StartURL(t testing.TB, url, dialect string, opts ...Option) *Server {
 	if err := a.Start(ctx); err != nil {
 		t.Fatalf("apptest: %v", err)
 	}
-	ts := httptest.NewUnstartedServer(a.Echo)
+	return Serve(t, a, dialect)
+}
+
+// Serve serves a started app on a loopback port until the test ends (or
+// Stop), each exchange validated against the OpenAPI document (benchmarks
+// excepted: the validator's cost would be measured with the server's).
+func Serve(t testing.TB, a *app.App, dialect string) *Server {
+	t.Helper()
+	s := &Server{App: a, Dialect: dialect, t: t}
+	var h http.Handler = a.Echo
+	if _, bench := t.(*testing.B); !bench {
+		c, err := newContract(a.Echo)
+		if err != nil {
+			t.Fatalf("apptest: %v", err)
+		}
+		s.contract, h = c, c
+	}
+	ts := httptest.NewUnstartedServer(h)
 	ts.Config.ReadHeaderTimeout = 10 * time.Second
 	ts.Start()
-	s := &Server{Server: ts, App: a, Dialect: dialect, t: t}
+	s.Server = ts
 	t.Cleanup(s.Stop)
 	return s
 }
 
-// Stop shuts the server down (idempotent).
+// Stop shuts the server down (idempotent) and fails the test for each
+// exchange that did not conform to the OpenAPI document.
 func (s *Server) Stop() {
 	if s.App == nil {
 		return
@@ -71,8 +93,13 @@ func (s *Server) Stop() {
 	defer cancel()
 	_ = s.App.Shutdown(ctx, s.Server.Config)
 	s.Server.CloseClientConnections()
-	s.Server.Close()
+	s.Server.Close() // waits for the handlers, and so for their checks
 	s.App = nil
+	if s.contract != nil {
+		for _, f := range s.contract.Failures() {
+			s.t.Errorf("%s", f)
+		}
+	}
 }
 
 // Token signs a token for a role in a tenant; sub names the caller (a
