@@ -542,15 +542,16 @@ export class Connection extends EventTarget {
   }
 
   // _findHead learns the log's head for a connection made without a cursor
-  // ("from now"): a cursor ahead of the log answers 410 whose problem
-  // carries the head as "cursor".
+  // ("from now"): the queue board, which every role may read, answers
+  // {"boards":[…],"cursor":<head>} with a 200 (a cursor ahead of the log
+  // would answer the head too, but as a 410 the console reports as an error).
   // (A snapshot's cursor is better: pass it as since.)
   async _findHead(signal) {
     while (this.cursor === null && !signal.aborted) {
       try {
-        const res = await this._fetch(`/api/v1/events?since=${Number.MAX_SAFE_INTEGER}&limit=1`, {}, signal);
+        const res = await this._fetch('/api/v1/queue/board', {}, signal);
         const body = await res.json().catch(() => ({}));
-        const head = body.cursor;
+        const head = res.ok ? body.cursor : undefined;
         if (Number.isInteger(head) && this.cursor === null) {
           this.cursor = head;
           this._bufBase = head;

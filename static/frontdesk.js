@@ -13,7 +13,7 @@
 //
 // Dates, times and numbers are formatted with Intl in the browser's locale.
 import {
-  signIn, shell, live, perform, apiGet, listAll, Records, esc, chip, initials, frame, today, toast, patch, debounce, token,
+  signIn, shell, live, perform, apiGet, listAll, Records, esc, chip, initials, frame, today, toast, patch, debounce, token, label,
 } from './app.js';
 
 const { claims } = await signIn({ roles: ['admin', 'coordinator', 'doctor', 'platform'] });
@@ -100,7 +100,7 @@ function noteQueueChange(ev) {
   if (!ev.data || ev.data.day !== day) return;
   const old = queue.server(ev.id);
   const q = ev.data;
-  const who = `token ${q.token}, ${patients.get(q.patient_id)?.name || 'a patient'}`;
+  const who = `token ${label(q)}, ${patients.get(q.patient_id)?.name || 'a patient'}`;
   const doc = doctors.get(q.doctor_id)?.name || 'the doctor';
   if (!old) heard.push(`${who}, joined ${doc}'s queue`);
   else if (old.status !== q.status) heard.push(`${who}, ${SAID[q.status] || q.status}${q.status === 'called' ? ` to room ${doctors.get(q.doctor_id)?.room || ''}` : ''}`.trim());
@@ -191,7 +191,7 @@ function drawEntry(q) {
   const pos = q.status === 'waiting' ? positionOf(q) : 0;
   const sub = q.status === 'waiting' ? `#${n(pos)} in line · ${wait(waitOf(q, pos))}`
     : q.status === 'called' ? `Called${q.called_at ? ` ${hm(q.called_at)}` : ''}${q.recalls ? ` · ${n(q.recalls + 1)}×` : ''}` : 'In consultation';
-  const what = `token ${q.token}, ${esc(name)}`;
+  const what = `token ${esc(label(q))}, ${esc(name)}`;
   const actions = q.status === 'waiting'
     ? `<button class="btn btn--sm" type="button" data-action="call" data-id="${esc(q.id)}" aria-label="Call ${what}">Call</button>
        <button class="btn btn--sm btn--ghost" type="button" data-action="cancel" data-id="${esc(q.id)}" aria-label="Remove ${what} from the queue" title="Remove from the queue">✕</button>`
@@ -200,7 +200,7 @@ function drawEntry(q) {
          <button class="btn btn--sm btn--danger" type="button" data-action="no-show" data-id="${esc(q.id)}" aria-label="Mark ${what} as no-show">No-show</button>`
       : '';
   return `<li class="item ${q.status !== 'waiting' ? 'item--active' : ''}" data-key="${esc(q.id)}" data-entry-id="${esc(q.id)}" data-token="${q.token}" data-status="${q.status}" data-patient="${esc(q.patient_id)}">
-    <span class="token token--${q.status}" aria-label="Token ${q.token}">${q.token}</span>
+    <span class="token token--${q.status}" aria-label="Token ${esc(label(q))}">${esc(label(q))}</span>
     <div class="item__main"><div class="item__title">${esc(name)}</div>
       <div class="item__sub">${q.priority !== 'normal' ? `${chip(q.priority)} ` : ''}${esc(sub)}</div></div>
     <div class="item__actions">${actions}</div></li>`;
@@ -246,12 +246,12 @@ function drawAppt(a) {
 
 // ------------------------------------------------------------------ queue & check-in actions
 
-async function setQueueStatus(id, status, label) {
+async function setQueueStatus(id, status, action) {
   const q = queue.get(id);
   if (!q) return;
   const p = patients.get(q.patient_id);
   await perform(conn, 'PATCH', `/api/v1/queue/${id}`, { status }, {
-    ifMatch: queue.server(id).version, label: `${label} #${q.token} ${p?.name || ''}`.trim(), optimistic: queue.optimisticStatus(id, status, render),
+    ifMatch: queue.server(id).version, label: `${action} #${label(q)} ${p?.name || ''}`.trim(), optimistic: queue.optimisticStatus(id, status, render),
   });
 }
 
@@ -259,7 +259,7 @@ async function recall(id) {
   const q = queue.get(id);
   if (!q) return;
   const r = await perform(conn, 'POST', `/api/v1/queue/${id}/recall`, undefined, {
-    label: `Call again #${q.token}`, refresh: [queue, id, render],
+    label: `Call again #${label(q)}`, refresh: [queue, id, render],
   });
   if (r.ok && r.data) { queue.set(r.data); render(); }
 }
@@ -359,6 +359,7 @@ class PatientSearch {
     this.ctl = ctl;
     this.status.textContent = 'Searching…';
     let items;
+    let offline = false;
     try {
       const res = await fetch(`/api/v1/patients?q=${encodeURIComponent(q)}&limit=20`, {
         headers: { Authorization: `Bearer ${token()}` }, cache: 'no-store', signal: ctl.signal,
@@ -375,22 +376,45 @@ class PatientSearch {
       items = body.items || [];
     } catch (err) {
       if (seq !== this.seq || err.name === 'AbortError') return;
-      this.status.textContent = 'Search failed: no connection.';
-      this.onResults?.(true);
-      return;
+      // No connection: the desk still finds the patients this page holds,
+      // so a walk-in can be queued offline (the outbox sends it later).
+      items = localMatches(q);
+      offline = true;
     }
-    for (const p of items) patients.set(p);
+    if (!offline) for (const p of items) patients.set(p);
     this.items = items;
     this.list.dataset.query = q;
+    const where = offline ? ' (offline: among the patients this page has loaded)' : '';
     this.status.textContent = items.length
-      ? `${n(items.length)}${items.length === 20 ? '+' : ''} ${items.length === 1 ? 'patient' : 'patients'} found for “${q}”.`
-      : `No patient found for “${q}”.`;
+      ? `${n(items.length)}${items.length === 20 ? '+' : ''} ${items.length === 1 ? 'patient' : 'patients'} found for “${q}”${where}.`
+      : `No patient found for “${q}”${where}.`;
     patch(this.list, items.map((p) => `<li class="item result" data-key="${esc(p.id)}" data-patient-id="${esc(p.id)}">
       <span class="avatar avatar--sm" aria-hidden="true">${esc(initials(p.name))}</span>
       <div class="item__main"><div class="item__title">${esc(p.name)}</div><div class="item__sub">${esc(facts(p))}</div></div>
       <div class="item__actions">${this.row(p)}</div></li>`).join(''));
     this.onResults?.(true);
   }
+}
+
+// fold lowercases s and drops its accents ("Zoë" → "zoe").
+const fold = (s) => String(s || '').normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+
+/**
+ * localMatches finds patients among those the page holds, the way the
+ * server's ?q= does: every word of the query (letters or digits) is the
+ * start of a word of the name, the start of the MRN, or — three digits or
+ * more — the end of the phone number's digits. At most 20, by name.
+ */
+function localMatches(q) {
+  const words = fold(q).split(/[^\p{L}\p{N}-]+/u).filter((w) => /[\p{L}\p{N}]/u.test(w));
+  if (!words.length) return [];
+  return patients.all().filter((p) => {
+    const names = fold(p.name).split(/[^\p{L}\p{N}]+/u);
+    const mrn = fold(p.mrn);
+    const phone = String(p.phone || '').replace(/\D/g, '');
+    return words.every((w) => names.some((x) => x.startsWith(w)) || (mrn && mrn.startsWith(w))
+      || (/^\d{3,}$/.test(w) && phone.endsWith(w)));
+  }).sort((a, b) => a.name.localeCompare(b.name)).slice(0, 20);
 }
 
 function facts(p) {
@@ -532,13 +556,13 @@ walkForm.addEventListener('submit', async (e) => {
     walkDlg.close();
     queue.set(r.data);
     render();
-    toast(`${patient.name} added — token ${r.data.token}.`, 'ok');
+    toast(`${patient.name} added — token ${label(r.data)}.`, 'ok');
   } else {
     // e.g. 409: already in this doctor's queue today. Keep the dialog open.
     err.textContent = problemText(r.problem, 'Could not add the walk-in.');
     if (r.status === 409) {
       const other = (r.problem?.conflicts || []).map((id) => queue.get(id)).find(Boolean);
-      if (other) err.textContent = `${patient.name} is already in ${doctors.get(other.doctor_id)?.name || 'this doctor'}'s queue today (token ${other.token}, ${chipText(other.status)}).`;
+      if (other) err.textContent = `${patient.name} is already in ${doctors.get(other.doctor_id)?.name || 'this doctor'}'s queue today (token ${label(other)}, ${chipText(other.status)}).`;
     }
   }
 });
@@ -602,11 +626,11 @@ bookForm.time.addEventListener('input', () => { clearBookError(); markSlot(); })
 let slotSeq = 0;
 async function refreshSlots() {
   const box = bookForm.querySelector('[data-slots]');
-  const label = bookForm.querySelector('[data-slots-label]');
+  const slotsLabel = bookForm.querySelector('[data-slots-label]');
   const doctorId = bookForm.doctor.value;
   const date = bookForm.date.value;
   const len = Number(bookForm.minutes.value) || 20;
-  if (!doctorId || !/^\d{4}-\d{2}-\d{2}$/.test(date)) { box.innerHTML = ''; label.textContent = 'Free times'; return; }
+  if (!doctorId || !/^\d{4}-\d{2}-\d{2}$/.test(date)) { box.innerHTML = ''; slotsLabel.textContent = 'Free times'; return; }
   const seq = ++slotSeq;
   let busy;
   try {
@@ -628,7 +652,7 @@ async function refreshSlots() {
     free.push(t);
   }
   const doc = doctors.get(doctorId)?.name || 'the doctor';
-  label.textContent = free.length
+  slotsLabel.textContent = free.length
     ? `Free times with ${doc} (${MIN.format(len)}), ${SHORT_DAY.format(dayDate(date))}`
     : `No free ${MIN.format(len)} time with ${doc} on ${SHORT_DAY.format(dayDate(date))} between ${TIME.format(new Date(open))} and ${TIME.format(new Date(close))}.`;
   patch(box, free.map((t) => `<button class="btn btn--sm slot" type="button" data-key="${t}" data-slot="${hhmm(new Date(t))}" aria-pressed="false">${esc(TIME.format(new Date(t)))}</button>`).join(''));

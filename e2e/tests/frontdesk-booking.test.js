@@ -221,7 +221,7 @@ test('keyboard only: book and call; queue changes are announced to screen reader
   // Another desk calls a patient: the live region says so.
   const other = p.locator(`[data-doctor-id="${data.doctors[1].id}"] li[data-status="waiting"]`).first();
   const oid = await other.getAttribute('data-entry-id');
-  const token = await other.getAttribute('data-token');
+  const token = (await other.locator('.token').innerText()).trim(); // its label, e.g. B2
   await server.api('PATCH', `/api/v1/queue/${oid}`, { status: 'called' });
   await until('the announcement', async () => new RegExp(`token ${token}, .* called to room 2`, 'i').test(await p.locator('[data-announce]').innerText()));
   assert.equal(await p.locator('[data-announce]').getAttribute('aria-live'), 'polite');

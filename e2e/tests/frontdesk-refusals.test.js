@@ -83,7 +83,7 @@ test('Call while a colleague removes the entry (events arrive during the request
   const held = hold(p, 'PATCH', `/api/v1/queue/${e.id}`, () => server.api('PATCH', `/api/v1/queue/${e.id}`, { status: 'cancelled' }));
   await press(p, p.locator(`${row} [data-action="call"]`));
   await held;
-  const w = await writeOf(p, `#${e.token}`);
+  const w = await writeOf(p, `#${e.token_label}`);
   assert.equal(w.status, 412);
   await sleep(500);
   const states = await statesAfter(p, 'call', w.at);
@@ -109,7 +109,7 @@ test('Call refused while the page missed the colleague\'s event: the page reads 
     p.on('request', (r) => { if (r.method() === 'GET' && new URL(r.url()).pathname === `/api/v1/queue/${e.id}`) reads.push(Date.now()); });
     await watchRow(p, 'missed', row);
     await press(p, p.locator(`${row} [data-action="call"]`));
-    const w = await writeOf(p, `#${e.token}`);
+    const w = await writeOf(p, `#${e.token_label}`);
     assert.equal(w.status, 412);
     await until('the entry to leave the page', async () => (await p.locator(row).count()) === 0, 3000);
     assert.equal(reads.length, 1, 'the page read the entry again once');
@@ -149,7 +149,7 @@ test('Call again while the doctor starts the consultation: 409, the row shows th
   const held = hold(p, 'POST', `/api/v1/queue/${e.id}/recall`, () => server.api('POST', '/api/v1/visits', { queue_entry_id: e.id }));
   await press(p, p.locator(`${row} [data-action="recall"]`));
   await held;
-  const w = await writeOf(p, `Call again #${e.token}`);
+  const w = await writeOf(p, `Call again #${e.token_label}`);
   assert.equal(w.status, 409);
   await sleep(500);
   assert.deepEqual(await statesAfter(p, 'recall', w.at), ['in_progress']);
@@ -226,7 +226,7 @@ test('A walk-in for a patient already in that doctor\'s queue: 409, the dialog n
   await p.locator('#walkin-add').click();
   const err = p.locator('#walkin-form [data-error]');
   await until('the refusal in the dialog', async () => /already in/.test(await err.innerText()), 5000);
-  assert.match(await err.innerText(), new RegExp(`token ${e.token}`));
+  assert.match(await err.innerText(), new RegExp(`token ${e.token_label}`));
   assert.ok(await p.locator('#walkin[open]').count(), 'the dialog stays open');
   await p.keyboard.press('Escape');
   const entries = (await server.api('GET', `/api/v1/queue?patient_id=${pat.id}`)).items;

@@ -85,7 +85,8 @@ test('offline: two actions are queued and applied exactly once when the network 
   await badge(desk, 'offline', 15000);
   // 1. A walk-in through the dialog.
   await desk.click('[data-action="walkin"]');
-  await desk.fill('#walkin-form [name=patient]', `${walkin.name} · ${walkin.mrn}`);
+  await desk.fill('#walkin-form [name=patient]', walkin.mrn);
+  await desk.locator(`#walkin-form [data-pick="${walkin.id}"]`).click();
   await desk.selectOption('#walkin-form [name=doctor]', data.doctors[0].id); // the seed queued this patient with doctors[2]
   await desk.click('#walkin-add');
   await desk.locator(`[data-pending="${walkin.id}"]`).waitFor();
@@ -132,7 +133,8 @@ test('a write whose response is lost is replayed with its Idempotency-Key and ap
     await route.abort('connectionreset');
   });
   await desk.click('[data-action="walkin"]');
-  await desk.fill('#walkin-form [name=patient]', `${walkin.name} · ${walkin.mrn}`);
+  await desk.fill('#walkin-form [name=patient]', walkin.mrn);
+  await desk.locator(`#walkin-form [data-pick="${walkin.id}"]`).click();
   await desk.click('#walkin-add');
   await desk.waitForFunction(() => globalThis.clinicpulse.conn.queued === 0 && document.querySelector('.cp-badge[data-state="live"]'), null, { timeout: 20000 });
   await sleep(500);
