@@ -24,6 +24,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/sse"
 	"github.com/clinicpulse/clinicpulse/static"
 	"github.com/clinicpulse/clinicpulse/store"
+	"github.com/clinicpulse/clinicpulse/webhooks"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -67,6 +68,10 @@ type Config struct {
 	// DefaultConsultMinutes is the clinic's default consultation length,
 	// the wait estimate's prior for doctors without their own (0: 10).
 	DefaultConsultMinutes int
+
+	// Webhooks configures webhook delivery (WEBHOOK_*); zero values take
+	// its defaults. Its Policy's AllowHTTPHosts is WEBHOOK_ALLOW_HTTP_HOSTS.
+	Webhooks webhooks.Config
 }
 
 // App is a running ClinicPulse instance.
@@ -82,6 +87,8 @@ type App struct {
 	Metrics  *metrics.Metrics
 	Sampler  *metrics.Sampler
 	Poller   *polling.Poller
+	// Webhooks delivers the webhook subscriptions.
+	Webhooks *webhooks.Deliverer
 	gauges   Gauges
 	routes   *routeTable
 
@@ -148,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	h.Register(v1, a.listMiddleware())
 	a.mountSSE()
 	a.mountPolling(v1)
+	a.mountWebhooks(v1)
 	a.mountListener()
 	a.mountMetrics()
 	return a, nil
@@ -236,7 +244,8 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.Webhooks.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.Sampler.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.Relay.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.janitor(ctx) }()
