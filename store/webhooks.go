@@ -313,6 +313,8 @@ type Attempt struct {
 	// replay) or its lease is another's.
 	From     int64
 	Delivery models.WebhookDelivery
+	// Delivery is not recorded when its Result is "" (the cursor passes
+	// over events the topics do not see).
 	// OK advances the cursor to Delivery.LastSeq (or To, when larger:
 	// events after it the topics do not see), clears the failures and
 	// renews the lease until LeaseUntilMS.
@@ -354,6 +356,9 @@ WHERE id = ? AND lease_owner = ? AND delivered_seq = ? AND enabled = ?`, at.Next
 		}
 		if res.RowsAffected != 1 {
 			return ErrLeaseLost
+		}
+		if d.Result == "" {
+			return nil // passing over events the topics do not see: nothing to record
 		}
 		if err := tx.Create(&d).Error; err != nil {
 			return fmt.Errorf("record delivery: %w", err)

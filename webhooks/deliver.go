@@ -365,7 +365,7 @@ func (d *Deliverer) deliverBatch(ctx context.Context, id, tenantID string) (more
 	if len(evs) == 0 {
 		err := d.st.RecordAttempt(ctx, store.Attempt{WebhookID: id, TenantID: tenantID, Owner: d.cfg.Owner, From: from, OK: true, To: until,
 			LeaseUntilMS: d.cfg.Now().Add(d.cfg.Lease).UnixMilli(),
-			Delivery:     models.WebhookDelivery{At: d.cfg.Now().UTC(), FirstSeq: from + 1, LastSeq: until, Result: "skipped", Error: "no event for the subscription's topics"}})
+			Delivery:     models.WebhookDelivery{LastSeq: until}})
 		return true, err
 	}
 	for i := range evs {
