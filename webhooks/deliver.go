@@ -183,6 +183,9 @@ func New(st Store, cfg Config) *Deliverer {
 	}
 }
 
+// Owner is the name of this instance in lease rows.
+func (d *Deliverer) Owner() string { return d.cfg.Owner }
+
 // Publish is the relay sink: new events were committed, look for
 // subscriptions to deliver. It never blocks.
 func (d *Deliverer) Publish(string, []models.Event) { d.Wake() }
