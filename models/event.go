@@ -59,6 +59,9 @@ func EventType(entity, op string) string {
 	return entity + "." + op
 }
 
+// topicOrder is the canonical order of topic names.
+var topicOrder = append(append([]string{}, Entities...), EntityBoard, EntityWebhook)
+
 // Topics is a set of entity names an audience asked for; nil means all.
 type Topics map[string]bool
 
@@ -71,7 +74,7 @@ func ParseTopics(s string) (Topics, error) {
 	t := Topics{}
 	for _, name := range strings.Split(s, ",") {
 		name = strings.TrimSpace(name)
-		if !knownEntity(name) && name != EntityBoard {
+		if !knownEntity(name) && name != EntityBoard && name != EntityWebhook {
 			return nil, Invalid("topics", "unknown topic "+quoteShort(name))
 		}
 		t[name] = true
@@ -88,7 +91,7 @@ func (t Topics) Key() string {
 		return "*"
 	}
 	var parts []string
-	for _, e := range append(Entities, EntityBoard) {
+	for _, e := range topicOrder {
 		if t[e] {
 			parts = append(parts, e)
 		}
@@ -102,7 +105,7 @@ func (t Topics) List() []string {
 		return nil
 	}
 	var out []string
-	for _, e := range append(Entities, EntityBoard) {
+	for _, e := range topicOrder {
 		if t[e] {
 			out = append(out, e)
 		}
@@ -129,6 +132,9 @@ func (s Scope) Reach(entity string) Reach {
 	switch {
 	case entity == EntityBoard:
 		return ReachAll
+	case entity == EntityWebhook && !s.SeesActors():
+		// Subscriptions are the tenant's administration: staff only.
+		return ReachNone
 	case s.BoardOnly:
 		return ReachNone
 	case s.PatientID != "":

@@ -75,6 +75,8 @@ func IDPrefix(entity string) string {
 		return "rx"
 	case EntityInvoice:
 		return "inv"
+	case EntityWebhook:
+		return "wh"
 	}
 	return "x"
 }

@@ -216,6 +216,8 @@ func singular(entity string) string {
 		return "prescription"
 	case models.EntityInvoice:
 		return "invoice"
+	case models.EntityWebhook:
+		return "webhook"
 	}
 	return entity
 }

@@ -69,6 +69,9 @@ type writer struct {
 	now     time.Time
 	changes []change
 	boards  []boardKey
+	// onSeqs run in the transaction once its events have their seqs, with
+	// the seq before the write's first event.
+	onSeqs  []func(before int64) error
 	doctors map[string]*models.Doctor // locked in this transaction
 }
 
@@ -132,6 +135,11 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 			}
 			if head, err = w.finish(); err != nil {
 				return err
+			}
+			for _, fn := range w.onSeqs {
+				if err := fn(head - int64(len(w.changes))); err != nil {
+					return err
+				}
 			}
 			appended = len(w.changes)
 			if primary != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/polling"
 	"github.com/clinicpulse/clinicpulse/sse"
 	"github.com/clinicpulse/clinicpulse/store"
+	"github.com/clinicpulse/clinicpulse/webhooks"
 	"golang.org/x/time/rate"
 )
 
@@ -139,6 +141,28 @@ func loadConfig(getenv func(string) string, noFile uint64) (serverConfig, error)
 		cfg.BookingPastGrace = -1 // "0s": no grace (the store reads 0 as its default)
 	}
 	cfg.DefaultConsultMinutes = e.integer("DEFAULT_CONSULT_MINUTES", models.DefaultConsultMinutes, 1, 480, "at most 480 (8 hours)")
+	wc := &cfg.Webhooks
+	wc.Policy.AllowHTTPHosts = map[string]bool{}
+	for _, h := range strings.Split(getenv("WEBHOOK_ALLOW_HTTP_HOSTS"), ",") {
+		if h = strings.Trim(strings.ToLower(strings.TrimSpace(h)), "[]"); h != "" {
+			if _, err := netip.ParseAddr(h); err != nil && strings.ContainsAny(h, "/:@ \t") {
+				e.fail("WEBHOOK_ALLOW_HTTP_HOSTS", h, "a comma-separated list of host names or IP addresses, without scheme or port")
+			}
+			wc.Policy.AllowHTTPHosts[strings.TrimSuffix(h, ".")] = true
+		}
+	}
+	wc.Workers = e.integer("WEBHOOK_WORKERS", webhooks.DefaultWorkers, 1, 4096, "at most 4096")
+	wc.MaxFailures = e.integer("WEBHOOK_MAX_FAILURES", webhooks.DefaultMaxFailures, 1, 1_000_000, "at most 1000000")
+	wc.Timeout = e.duration("WEBHOOK_TIMEOUT", webhooks.DefaultTimeout, 100*time.Millisecond)
+	wc.BackoffMin = e.duration("WEBHOOK_BACKOFF_MIN", webhooks.DefaultBackoffMin, time.Millisecond)
+	wc.BackoffMax = e.duration("WEBHOOK_BACKOFF_MAX", webhooks.DefaultBackoffMax, time.Millisecond)
+	wc.Lease = e.duration("WEBHOOK_LEASE", webhooks.DefaultLease, time.Second)
+	if wc.Lease <= wc.Timeout {
+		e.errs = append(e.errs, errors.New("WEBHOOK_LEASE must be longer than WEBHOOK_TIMEOUT (a lease outlives one request)"))
+	}
+	if wc.BackoffMax < wc.BackoffMin {
+		e.errs = append(e.errs, errors.New("WEBHOOK_BACKOFF_MAX must be at least WEBHOOK_BACKOFF_MIN"))
+	}
 	sc.Addr = e.str("ADDR", ":8080")
 	sc.DebugAddr = getenv("DEBUG_ADDR")
 

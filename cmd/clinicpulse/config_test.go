@@ -204,3 +204,39 @@ func TestLoadConfigIdentityProvider(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigWebhooks: the WEBHOOK_* variables, their defaults and
+// their refusals.
+func TestLoadConfigWebhooks(t *testing.T) {
+	sc, err := loadConfig(envOf(baseEnv()), 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sc.App.Webhooks
+	if w.Workers != 16 || w.MaxFailures != 50 || w.Timeout != 10*time.Second || w.BackoffMin != time.Second || w.BackoffMax != 10*time.Minute ||
+		w.Lease != 30*time.Second || len(w.Policy.AllowHTTPHosts) != 0 {
+		t.Fatalf("defaults: %+v", w)
+	}
+	env := baseEnv()
+	env["WEBHOOK_ALLOW_HTTP_HOSTS"] = " 127.0.0.1, Receiver.Internal. ,[::1]"
+	env["WEBHOOK_WORKERS"] = "4"
+	env["WEBHOOK_MAX_FAILURES"] = "3"
+	sc, err = loadConfig(envOf(env), 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = sc.App.Webhooks
+	if !w.Policy.Allowed("127.0.0.1") || !w.Policy.Allowed("receiver.internal") || !w.Policy.Allowed("::1") || w.Policy.Allowed("example.com") || w.Workers != 4 || w.MaxFailures != 3 {
+		t.Fatalf("set: %+v", w)
+	}
+	for name, value := range map[string]string{
+		"WEBHOOK_ALLOW_HTTP_HOSTS": "http://x", "WEBHOOK_WORKERS": "0", "WEBHOOK_MAX_FAILURES": "x",
+		"WEBHOOK_TIMEOUT": "1", "WEBHOOK_LEASE": "5s", "WEBHOOK_BACKOFF_MAX": "1ms",
+	} {
+		env := baseEnv()
+		env[name] = value
+		if _, err := loadConfig(envOf(env), 20000); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: %v", name, value, err)
+		}
+	}
+}

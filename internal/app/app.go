@@ -26,6 +26,7 @@ import (
 	"github.com/clinicpulse/clinicpulse/sse"
 	"github.com/clinicpulse/clinicpulse/static"
 	"github.com/clinicpulse/clinicpulse/store"
+	"github.com/clinicpulse/clinicpulse/webhooks"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -79,6 +80,9 @@ type Config struct {
 	// set's tokens carry the tenant, role and ClinicPulse identity
 	// (auth.ParseClaimPath); "" reads tenant_id, role and sub.
 	JWTTenantClaim, JWTRoleClaim, JWTSubjectClaim string
+	// Webhooks configures webhook delivery (WEBHOOK_*); zero values take
+	// its defaults. Its Policy's AllowHTTPHosts is WEBHOOK_ALLOW_HTTP_HOSTS.
+	Webhooks webhooks.Config
 }
 
 // App is a running ClinicPulse instance.
@@ -96,6 +100,8 @@ type App struct {
 	Metrics  *metrics.Metrics
 	Sampler  *metrics.Sampler
 	Poller   *polling.Poller
+	// Webhooks delivers the webhook subscriptions.
+	Webhooks *webhooks.Deliverer
 	gauges   Gauges
 	routes   *routeTable
 
@@ -164,6 +170,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	h.Register(v1, a.listMiddleware())
 	a.mountSSE()
 	a.mountPolling(v1)
+	a.mountWebhooks(v1)
 	a.mountListener()
 	a.mountMetrics()
 	return a, nil
@@ -287,7 +294,8 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.Webhooks.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.Sampler.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.Relay.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.janitor(ctx) }()

@@ -1,0 +1,294 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/clinicpulse/clinicpulse/models"
+	"github.com/labstack/echo/v4"
+)
+
+// WebhookStore is what the webhook subscription handlers need of the
+// store. Every method checks that the caller is an admin of the tenant or
+// a platform operator (EFORBIDDEN otherwise).
+type WebhookStore interface {
+	CreateWebhook(ctx context.Context, wh *models.Webhook) error
+	FindWebhook(ctx context.Context, id string) (*models.Webhook, error)
+	ListWebhooks(ctx context.Context) ([]*models.Webhook, error)
+	UpdateWebhook(ctx context.Context, id string, ifMatch int64, change func(wh *models.Webhook, now time.Time) error) (*models.Webhook, error)
+	DeleteWebhook(ctx context.Context, id string, ifMatch int64) error
+	ReplayWebhook(ctx context.Context, id string, since int64) (*models.Webhook, error)
+	WebhookDeliveries(ctx context.Context, id string, limit int) ([]models.WebhookDelivery, error)
+}
+
+// Webhooks serves /api/v1/webhooks: subscriptions to the change log,
+// pushed signed to the tenant's endpoints (see the webhooks package).
+type Webhooks struct {
+	Store  WebhookStore
+	Policy models.WebhookPolicy
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Wake, when set, is called after a change that may give the
+	// deliverer work (create, enable, replay).
+	Wake func()
+}
+
+// Register mounts the routes on g (the authenticated /api/v1 group).
+func (h *Webhooks) Register(g *echo.Group) {
+	g.GET("/webhooks", h.list)
+	g.POST("/webhooks", h.create)
+	g.GET("/webhooks/:id", h.get)
+	g.PATCH("/webhooks/:id", h.patch)
+	g.DELETE("/webhooks/:id", h.delete)
+	g.POST("/webhooks/:id/rotate", h.rotate)
+	g.GET("/webhooks/:id/deliveries", h.deliveries)
+	g.POST("/webhooks/:id/replay", h.replay)
+}
+
+func (h *Webhooks) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Webhooks) wake() {
+	if h.Wake != nil {
+		h.Wake()
+	}
+}
+
+// params refuses query parameters other than tenant_id, "_" and extra.
+func params(c echo.Context, extra ...string) error {
+	return models.CheckParams(c.QueryParams(), func(name string) bool {
+		if name == "tenant_id" || name == "_" {
+			return true
+		}
+		for _, e := range extra {
+			if e == name {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func (h *Webhooks) list(c echo.Context) error {
+	if err := params(c); err != nil {
+		return err
+	}
+	whs, err := h.Store.ListWebhooks(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	items := make([]models.WebhookView, len(whs))
+	for i, wh := range whs {
+		items[i] = wh.View(false, now)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": items})
+}
+
+func (h *Webhooks) create(c echo.Context) error {
+	if err := params(c); err != nil {
+		return err
+	}
+	body, err := ReadBody(c.Request())
+	if err != nil {
+		return err
+	}
+	var in models.WebhookCreate
+	if err := Decode(body, &in); err != nil {
+		return err
+	}
+	var val models.Validation
+	u, uerr := h.Policy.CheckURL("url", in.URL)
+	topics, terr := models.CheckTopics(in.Topics)
+	for _, e := range []error{uerr, terr} {
+		if me, ok := e.(*models.Error); ok {
+			val = append(val, me.Fields...)
+		}
+	}
+	if err := val.Err(); err != nil {
+		return err
+	}
+	wh := &models.Webhook{URL: u, Topics: topics, Enabled: in.Enabled == nil || *in.Enabled, Secret: models.NewWebhookSecret()}
+	ctx, err := idempotent(c, body)
+	if err != nil {
+		return err
+	}
+	if err := h.Store.CreateWebhook(ctx, wh); err != nil {
+		return err
+	}
+	h.wake()
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/webhooks/"+wh.ID)
+	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
+	return c.JSON(http.StatusCreated, wh.View(true, h.now()))
+}
+
+func (h *Webhooks) get(c echo.Context) error {
+	if err := params(c); err != nil {
+		return err
+	}
+	wh, err := h.Store.FindWebhook(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
+	return c.JSON(http.StatusOK, wh.View(false, h.now()))
+}
+
+func (h *Webhooks) patch(c echo.Context) error {
+	if err := params(c); err != nil {
+		return err
+	}
+	ifMatch, err := parseIfMatch(c)
+	if err != nil {
+		return err
+	}
+	body, err := ReadBody(c.Request())
+	if err != nil {
+		return err
+	}
+	var in models.WebhookUpdate
+	if err := Decode(body, &in); err != nil {
+		return err
+	}
+	var val models.Validation
+	var u, topics string
+	if in.URL != nil {
+		var err error
+		if u, err = h.Policy.CheckURL("url", *in.URL); err != nil {
+			val = append(val, err.(*models.Error).Fields...)
+		}
+	}
+	if in.Topics != nil {
+		var err error
+		if topics, err = models.CheckTopics(*in.Topics); err != nil {
+			val = append(val, err.(*models.Error).Fields...)
+		}
+	}
+	if err := val.Err(); err != nil {
+		return err
+	}
+	wh, err := h.Store.UpdateWebhook(c.Request().Context(), c.Param("id"), ifMatch, func(wh *models.Webhook, _ time.Time) error {
+		if in.URL != nil {
+			wh.URL = u
+		}
+		if in.Topics != nil {
+			wh.Topics = topics
+		}
+		if in.Enabled != nil {
+			if *in.Enabled && !wh.Enabled {
+				// Re-enabled: a fresh start from where it stopped.
+				wh.Failures, wh.NextAttemptMS, wh.DisabledReason = 0, 0, ""
+			}
+			wh.Enabled = *in.Enabled
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h.wake()
+	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
+	return c.JSON(http.StatusOK, wh.View(false, h.now()))
+}
+
+func (h *Webhooks) delete(c echo.Context) error {
+	if err := params(c); err != nil {
+		return err
+	}
+	ifMatch, err := parseIfMatch(c)
+	if err != nil {
+		return err
+	}
+	if err := h.Store.DeleteWebhook(c.Request().Context(), c.Param("id"), ifMatch); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// rotate gives the subscription a new secret, answered once; the old one
+// keeps signing beside it for models.WebhookSecretOverlap.
+func (h *Webhooks) rotate(c echo.Context) error {
+	if err := params(c); err != nil {
+		return err
+	}
+	if err := emptyBody(c); err != nil {
+		return err
+	}
+	wh, err := h.Store.UpdateWebhook(c.Request().Context(), c.Param("id"), 0, func(wh *models.Webhook, now time.Time) error {
+		until := now.Add(models.WebhookSecretOverlap)
+		wh.PreviousSecret, wh.PreviousUntil = wh.Secret, &until
+		wh.Secret = models.NewWebhookSecret()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
+	return c.JSON(http.StatusOK, wh.View(true, h.now()))
+}
+
+// emptyBody refuses a body on an action that takes none.
+func emptyBody(c echo.Context) error {
+	b, err := ReadBody(c.Request())
+	if err != nil {
+		return err
+	}
+	if len(b) > 0 && string(b) != "{}" {
+		return models.Invalid("body", "this action takes no body")
+	}
+	return nil
+}
+
+// MaxDeliveriesLimit bounds ?limit= of the deliveries list.
+const MaxDeliveriesLimit = 500
+
+func (h *Webhooks) deliveries(c echo.Context) error {
+	if err := params(c, "limit"); err != nil {
+		return err
+	}
+	limit := 50
+	if v, ok := c.QueryParams()["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if len(v) != 1 || err != nil || n < 1 || n > MaxDeliveriesLimit {
+			return models.Invalid("limit", "must be an integer from 1 to 500")
+		}
+		limit = n
+	}
+	ds, err := h.Store.WebhookDeliveries(c.Request().Context(), c.Param("id"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": ds})
+}
+
+// replay moves the cursor to ?since=<seq> (or "<seq>.<tag>"): the events
+// after it go out again, with the same webhook-ids. A since outside the
+// retained log is 410.
+func (h *Webhooks) replay(c echo.Context) error {
+	if err := params(c, "since"); err != nil {
+		return err
+	}
+	v, ok := c.QueryParams()["since"]
+	if !ok || len(v) != 1 || v[0] == "" {
+		return models.Invalid("since", "is required: a sequence number of the log")
+	}
+	pos, err := models.ParsePosition("since", v[0])
+	if err != nil {
+		return err
+	}
+	if err := emptyBody(c); err != nil {
+		return err
+	}
+	wh, err := h.Store.ReplayWebhook(c.Request().Context(), c.Param("id"), pos.Seq)
+	if err != nil {
+		return err
+	}
+	h.wake()
+	return c.JSON(http.StatusOK, wh.View(false, h.now()))
+}
