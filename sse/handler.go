@@ -239,12 +239,21 @@ type cursor struct {
 	tag string // the tag of the event at seq ("" for a plain integer cursor)
 	set bool   // a cursor was given
 	bad bool   // ... and it is not a position (models.ParsePosition)
+	// verified: tag is the tag of the event at seq in this log (checked
+	// by sameHistory), so the stream may send it back as a position.
+	verified bool
 }
 
 // resumeCursor reads the client's cursor: the Last-Event-ID header (sent by
 // EventSource when it reconnects, keeping the original URL) wins over
 // ?since=. Either is "<seq>" or "<seq>.<tag>" (models.ParsePosition).
 func resumeCursor(c echo.Context) cursor {
+	// A repeated header or parameter names no one cursor: which one the
+	// client meant is not obvious, so neither is taken (a reset follows).
+	hs, qs := c.Request().Header.Values("Last-Event-ID"), c.QueryParams()["since"]
+	if len(hs) > 1 || (len(hs) == 0 && len(qs) > 1) {
+		return cursor{set: true, bad: true}
+	}
 	s := c.Request().Header.Get("Last-Event-ID")
 	if s == "" {
 		s = c.QueryParam("since")
@@ -539,6 +548,7 @@ func (st *stream) start() bool {
 			st.abort(ctx, "check cursor", err)
 			return false
 		}
+		st.cur.verified = same && cur.tag != ""
 		if !same {
 			st.reset(ResetHistory, dispatched)
 		} else {
@@ -552,6 +562,7 @@ func (st *stream) start() bool {
 			st.abort(ctx, "check cursor", err)
 			return false
 		}
+		st.cur.verified = same && cur.tag != ""
 		switch {
 		case !same:
 			st.reset(ResetHistory, dispatched)
@@ -642,7 +653,10 @@ func (st *stream) position(seq int64) models.Position {
 	switch {
 	case seq == 0:
 		return models.Position{}
-	case seq == st.cur.seq && st.cur.tag != "" && !st.cur.bad:
+	case seq == st.cur.seq && st.cur.verified:
+		// The client's own tag, checked against the log by sameHistory
+		// (never an unchecked one: a wrong tag echoed back as the reset's
+		// id would make the client reset again on every reconnect).
 		return models.Position{Seq: seq, Tag: st.cur.tag}
 	}
 	if tag, ok := st.sub.a.tagAt(seq); ok {

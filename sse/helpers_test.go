@@ -95,7 +95,7 @@ func tryConnect(t testing.TB, client *http.Client, base, token, query string, he
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		req.Header.Add(headers[i], headers[i+1])
 	}
 	res, err := client.Do(req)
 	if err != nil {

@@ -97,10 +97,36 @@ func TestCursorAfterRestore(t *testing.T) {
 		}
 	})
 	t.Run("stream, a wrong tag at the head", func(t *testing.T) {
-		// The hub's memory answers (the head's batch is recent).
+		// The hub's memory answers (the head's batch is recent). The
+		// reset's id is the head's real position, never the client's
+		// wrong tag echoed back (its next reconnect would reset again).
+		want, err := s.App.Store.PositionAt(t.Context(), tenant, h)
+		if err != nil || want.Tag == "" {
+			t.Fatalf("head position %v %v", want, err)
+		}
 		c := connect(t, s, tok, "", "Last-Event-ID", fmt.Sprintf("%d.aaaaaaaa", h))
-		if ev := c.event(5 * time.Second); ev.Event != sse.ResetEvent || !json.Valid([]byte(ev.Data)) || seqOf(ev.ID) != h {
-			t.Fatalf("got %+v", ev)
+		ev := c.event(5 * time.Second)
+		if ev.Event != sse.ResetEvent || !json.Valid([]byte(ev.Data)) || ev.ID != want.String() {
+			t.Fatalf("got %+v, want a reset to %s", ev, want)
+		}
+		again := connect(t, s, tok, "", "Last-Event-ID", ev.ID)
+		doctor(t, s, tok, "Dr. After the reset")
+		if e := again.event(5 * time.Second); e.Event == sse.ResetEvent || e.envelope(t).Seq != h+1 {
+			t.Fatalf("reconnecting from the reset's id: %+v, want the next event", e)
+		}
+	})
+	h = head(t, s, tenant)
+	t.Run("stream, a repeated cursor is no cursor", func(t *testing.T) {
+		for _, c := range []*conn{
+			connect(t, s, tok, "since=2&since=3"),
+			connect(t, s, tok, "", "Last-Event-ID", "2", "Last-Event-ID", "3"),
+		} {
+			var r sse.Reset
+			ev := c.event(5 * time.Second)
+			if err := json.Unmarshal([]byte(ev.Data), &r); err != nil || ev.Event != sse.ResetEvent || r.Reason != sse.ResetInvalid || r.Cursor != h {
+				t.Fatalf("got %+v, want a reset (invalid) to %d", ev, h)
+			}
+			c.close()
 		}
 	})
 	for _, path := range []string{"/api/v1/events?since=", "/api/v1/doctors?since="} {
