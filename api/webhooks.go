@@ -21,6 +21,9 @@ type WebhookStore interface {
 	DeleteWebhook(ctx context.Context, id string, ifMatch int64) error
 	ReplayWebhook(ctx context.Context, id string, since int64) (*models.Webhook, error)
 	WebhookDeliveries(ctx context.Context, id string, limit int) ([]models.WebhookDelivery, error)
+	// CheckPosition is nil when a tagged cursor names an event of this
+	// history of the log (store.Store.CheckPosition), EGONE otherwise.
+	CheckPosition(ctx context.Context, tenantID string, p models.Position) error
 }
 
 // Webhooks serves /api/v1/webhooks: subscriptions to the change log,
@@ -114,11 +117,13 @@ func (h *Webhooks) create(c echo.Context) error {
 	if err := val.Err(); err != nil {
 		return err
 	}
-	wh := &models.Webhook{URL: u, Topics: topics, Enabled: in.Enabled == nil || *in.Enabled, Secret: models.NewWebhookSecret()}
 	ctx, err := idempotent(c, body)
 	if err != nil {
 		return err
 	}
+	// A repeated Idempotency-Key answers the subscription the first
+	// request made, with the secret that signs (CreateWebhook fills wh).
+	wh := &models.Webhook{URL: u, Topics: topics, Enabled: in.Enabled == nil || *in.Enabled, Secret: models.NewWebhookSecret()}
 	if err := h.Store.CreateWebhook(ctx, wh); err != nil {
 		return err
 	}
@@ -173,7 +178,11 @@ func (h *Webhooks) patch(c echo.Context) error {
 	if err := val.Err(); err != nil {
 		return err
 	}
-	wh, err := h.Store.UpdateWebhook(c.Request().Context(), c.Param("id"), ifMatch, func(wh *models.Webhook, _ time.Time) error {
+	ctx, err := idempotent(c, body)
+	if err != nil {
+		return err
+	}
+	wh, err := h.Store.UpdateWebhook(ctx, c.Param("id"), ifMatch, func(wh *models.Webhook, _ time.Time) error {
 		if in.URL != nil {
 			wh.URL = u
 		}
@@ -205,22 +214,37 @@ func (h *Webhooks) delete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.Store.DeleteWebhook(c.Request().Context(), c.Param("id"), ifMatch); err != nil {
+	body, err := ReadBody(c.Request())
+	if err != nil {
+		return err
+	}
+	ctx, err := idempotent(c, body)
+	if err != nil {
+		return err
+	}
+	if err := h.Store.DeleteWebhook(ctx, c.Param("id"), ifMatch); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
 // rotate gives the subscription a new secret, answered once; the old one
-// keeps signing beside it for models.WebhookSecretOverlap.
+// keeps signing beside it for models.WebhookSecretOverlap. A retried
+// rotate with the same Idempotency-Key rotates once and answers the secret
+// that signs now (a second rotation would end the old secret's overlap).
 func (h *Webhooks) rotate(c echo.Context) error {
 	if err := params(c); err != nil {
 		return err
 	}
-	if err := emptyBody(c); err != nil {
+	body, err := emptyBody(c)
+	if err != nil {
 		return err
 	}
-	wh, err := h.Store.UpdateWebhook(c.Request().Context(), c.Param("id"), 0, func(wh *models.Webhook, now time.Time) error {
+	ctx, err := idempotent(c, body)
+	if err != nil {
+		return err
+	}
+	wh, err := h.Store.UpdateWebhook(ctx, c.Param("id"), 0, func(wh *models.Webhook, now time.Time) error {
 		until := now.Add(models.WebhookSecretOverlap)
 		wh.PreviousSecret, wh.PreviousUntil = wh.Secret, &until
 		wh.Secret = models.NewWebhookSecret()
@@ -233,16 +257,17 @@ func (h *Webhooks) rotate(c echo.Context) error {
 	return c.JSON(http.StatusOK, wh.View(true, h.now()))
 }
 
-// emptyBody refuses a body on an action that takes none.
-func emptyBody(c echo.Context) error {
+// emptyBody refuses a body on an action that takes none; it returns the
+// body ("" or "{}") for the Idempotency-Key's hash.
+func emptyBody(c echo.Context) ([]byte, error) {
 	b, err := ReadBody(c.Request())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(b) > 0 && string(b) != "{}" {
-		return models.Invalid("body", "this action takes no body")
+		return nil, models.Invalid("body", "this action takes no body")
 	}
-	return nil
+	return b, nil
 }
 
 // MaxDeliveriesLimit bounds ?limit= of the deliveries list.
@@ -275,14 +300,26 @@ func (h *Webhooks) replay(c echo.Context) error {
 		return err
 	}
 	v, ok := c.QueryParams()["since"]
-	if !ok || len(v) != 1 || v[0] == "" {
-		return models.Invalid("since", "is required: a sequence number of the log")
+	switch {
+	case !ok || (len(v) == 1 && v[0] == ""):
+		return models.Invalid("since", "is required: a cursor of the log (\"8\" or \"8.k3f9a2q1\")")
+	case len(v) != 1:
+		return models.Invalid("since", "must be given once")
 	}
 	pos, err := models.ParsePosition("since", v[0])
 	if err != nil {
 		return err
 	}
-	if err := emptyBody(c); err != nil {
+	if _, err := emptyBody(c); err != nil {
+		return err
+	}
+	// A tagged since from another history of the log (a restored
+	// database) is 410, as everywhere a cursor is taken.
+	if _, err := h.Store.FindWebhook(c.Request().Context(), c.Param("id")); err != nil {
+		return err // 403 for a caller who may not, 404 for no such subscription
+	}
+	a, _ := models.ActorFromContext(c.Request().Context())
+	if err := h.Store.CheckPosition(c.Request().Context(), a.TenantID, pos); err != nil {
 		return err
 	}
 	wh, err := h.Store.ReplayWebhook(c.Request().Context(), c.Param("id"), pos.Seq)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -43,7 +44,9 @@ func (s *Store) CreateWebhook(ctx context.Context, wh *models.Webhook) error {
 	if _, err := webhookAdmin(ctx); err != nil {
 		return err
 	}
-	_, err := s.write(ctx, "create webhook", func(w *writer) (models.Record, error) {
+	created := false
+	body, err := s.write(ctx, "create webhook", func(w *writer) (models.Record, error) {
+		created = true
 		var n int64
 		if err := w.tx.Model(&models.Webhook{}).Where("tenant_id = ?", w.actor.TenantID).Count(&n).Error; err != nil {
 			return nil, fmt.Errorf("count webhooks: %w", err)
@@ -62,9 +65,35 @@ func (s *Store) CreateWebhook(ctx context.Context, wh *models.Webhook) error {
 			wh.Cursor = before
 			return w.tx.Model(&models.Webhook{}).Where("id = ?", wh.ID).Update("delivered_seq", before).Error
 		})
-		return nil, nil
+		// The stored answer of an Idempotency-Key names the subscription
+		// (its JSON has no secret).
+		return wh, nil
 	})
-	return err
+	if err != nil || created {
+		return err
+	}
+	// A repeated Idempotency-Key: the subscription the first request made,
+	// as it is now (its secret the one that signs).
+	return s.replayedWebhook(ctx, body, wh)
+}
+
+// replayedWebhook fills wh with the subscription named by the stored
+// answer of a repeated Idempotency-Key, as it is now (ENOTFOUND if it has
+// been deleted since).
+func (s *Store) replayedWebhook(ctx context.Context, body json.RawMessage, wh *models.Webhook) error {
+	var first struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &first); err != nil || first.ID == "" {
+		return fmt.Errorf("webhook: the stored answer of the Idempotency-Key names no subscription")
+	}
+	a, _ := models.ActorFromContext(ctx)
+	now, err := s.findWebhook(ctx, s.db.WithContext(ctx), a.TenantID, first.ID)
+	if err != nil {
+		return err
+	}
+	*wh = *now
+	return nil
 }
 
 // FindWebhook returns the tenant's subscription, ENOTFOUND when it has
@@ -118,7 +147,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, ifMatch int64, cha
 		return nil, err
 	}
 	var out *models.Webhook
-	_, err := s.write(ctx, "update webhook", func(w *writer) (models.Record, error) {
+	body, err := s.write(ctx, "update webhook", func(w *writer) (models.Record, error) {
 		wh, err := w.loadWebhook(id, ifMatch)
 		if err != nil {
 			return nil, err
@@ -130,9 +159,15 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, ifMatch int64, cha
 			return nil, err
 		}
 		out = wh
-		return nil, nil
+		return wh, nil
 	})
-	return out, err
+	if err != nil || out != nil {
+		return out, err
+	}
+	// A repeated Idempotency-Key (a retried PATCH or rotate): the
+	// subscription as it is now, changed once.
+	out = &models.Webhook{}
+	return out, s.replayedWebhook(ctx, body, out)
 }
 
 func (w *writer) loadWebhook(id string, ifMatch int64) (*models.Webhook, error) {
