@@ -49,6 +49,7 @@ func TestStrictTokenHeaderAndDates(t *testing.T) {
 		{"iat string", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u1","tenant_id":"strict","role":"admin","exp":`+exp+`,"iat":"1"}`), "NumericDate"},
 		{"role twice", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u1","tenant_id":"strict","role":"patient","exp":`+exp+`,"role":"admin"}`), "strict JSON"},
 		{"sub NUL", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u\u0000","tenant_id":"strict","role":"admin","exp":`+exp+`}`), "sub"},
+		{"sub right-to-left override", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"nimda\u202e","tenant_id":"strict","role":"admin","exp":`+exp+`}`), "sub"},
 	} {
 		for range 2 {
 			r := s.Do(t, http.MethodGet, "/api/v1/patients", tc.token, nil)
@@ -89,6 +90,10 @@ func TestInvalidTextRefused(t *testing.T) {
 		{"isolate in a room", "POST", "/api/v1/doctors", `{"name":"Dr R","room":"\u20661\u2069"}`, "room", nil},
 		{"zero width space in a name", "POST", "/api/v1/doctors", `{"name":"Dr\u200BAda"}`, "name", nil},
 		{"BOM in a phone", "POST", "/api/v1/patients", `{"name":"P","phone":"\uFEFF123"}`, "phone", nil},
+		{"line separator in a name", "POST", "/api/v1/patients", `{"name":"Ev\u2028il"}`, "name", nil},
+		{"Hangul filler as a name", "POST", "/api/v1/doctors", `{"name":"\u3164"}`, "name", nil},
+		{"soft hyphen in an MRN", "POST", "/api/v1/patients", `{"name":"P","mrn":"M\u00AD1"}`, "mrn", nil},
+		{"tag characters in a room", "POST", "/api/v1/doctors", `{"name":"Dr T","room":"1\uDB40\uDC41"}`, "room", nil},
 		{"empty Idempotency-Key", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", ""}},
 		{"key not UTF-8", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", "k\xff"}},
 		{"key with a tab", "POST", "/api/v1/doctors", `{"name":"Dr K"}`, "Idempotency-Key", []string{"Idempotency-Key", "k\t1"}},
@@ -128,9 +133,12 @@ func TestInvalidTextRefused(t *testing.T) {
 	if got := c.get(t, "patients", p["id"].(string)); got["name"] != "王小明 Zoë 😀" || got["phone"] != "٠١٢" {
 		t.Fatalf("stored %v", got)
 	}
-	// ZWNJ and ZWJ are part of Persian and Indic names, and of emoji.
-	if p := c.create(t, "patients", map[string]any{"name": "می‌خواهم क्‍ष"}); p["name"] != "می‌خواهم क्‍ष" {
-		t.Fatalf("stored %q", p["name"])
+	// ZWNJ and ZWJ are part of Persian and Indic names, and of emoji
+	// (with variation selectors).
+	for _, name := range []string{"می\u200cخواهم क्\u200dष", "Dr. 👩\u200d⚕\ufe0f Ada"} {
+		if p := c.create(t, "patients", map[string]any{"name": name}); p["name"] != name {
+			t.Fatalf("stored %q, want %q", p["name"], name)
+		}
 	}
 	e := c.create(t, "patients", `{"name":"\u738b\ud83d\ude00"}`)
 	if e["name"] != "王😀" {

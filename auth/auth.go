@@ -213,7 +213,7 @@ func (a *Authenticator) actor(c *Claims, fromKeySet bool) (models.Actor, error) 
 	case subject == "":
 		return models.Actor{}, unauthorized("invalid token: missing " + subjectName)
 	case !models.ValidLine(subject, MaxSubject):
-		return models.Actor{}, unauthorized("invalid token: " + subjectName + " must be at most 255 characters without control characters")
+		return models.Actor{}, unauthorized("invalid token: " + subjectName + " must be at most 255 characters without control, format or invisible characters")
 	case !role.Valid():
 		return models.Actor{}, unauthorized("invalid token: missing or unknown " + roleName)
 	case role != models.RolePlatform && !ValidTenantID(tenant):

@@ -118,7 +118,7 @@ func checkLine(v *Validation, field, s string, maxChars int, required bool) {
 	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
 		v.Add(field, "must be valid UTF-8 text without control characters (such as NUL, tab or a line break)")
 	case strings.IndexFunc(s, hidden) >= 0:
-		v.Add(field, "must not hold bidirectional controls or invisible characters (such as U+202E or U+200B)")
+		v.Add(field, "must not hold format, invisible or line-separator characters (such as U+202E, U+200B or U+2028)")
 	case utf8.RuneCountInString(s) > maxChars:
 		v.Add(field, "is too long: at most "+strconv.Itoa(maxChars)+" characters")
 	case required && strings.TrimSpace(s) == "":
@@ -127,14 +127,27 @@ func checkLine(v *Validation, field, s string, maxChars int, required bool) {
 }
 
 // hidden reports the characters a single-line field refuses besides
-// controls: the Unicode Bidi_Control characters (U+061C, U+200E–U+200F,
-// U+202A–U+202E, U+2066–U+2069), which can make a name display as another
-// ("Trojan Source", CVE-2021-42574), and the invisible U+200B zero width
-// space, U+2060–U+2064 (word joiner, invisible operators) and U+FEFF, which
-// make two names that look equal differ. U+200C/U+200D (ZWNJ/ZWJ) stay:
-// Persian and Indic names need them.
+// controls, by Unicode property (UAX #44), so that a name shows as what it
+// is and two names that look equal are equal:
+//   - format characters (General_Category Cf): the bidirectional controls
+//     (U+202A–U+202E, U+2066–U+2069, U+200E/U+200F, U+061C), which can make
+//     a name display as another ("Trojan Source", CVE-2021-42574), and the
+//     invisible U+200B, U+2060–U+2064, U+FEFF, U+00AD, U+180E,
+//     U+206A–U+206F, U+FFF9–U+FFFB, tag characters (U+E0001, U+E0020–U+E007F)
+//     — except U+200C/U+200D (ZWNJ/ZWJ), which Persian and Indic names and
+//     emoji sequences need;
+//   - line and paragraph separators (Zl, Zp: U+2028, U+2029), which end a
+//     line in JavaScript and many viewers;
+//   - the other default-ignorable characters (Other_Default_Ignorable_Code_Point:
+//     the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, which make a name
+//     look blank, U+034F, U+17B4, U+17B5, …).
+//
+// Variation selectors (U+FE00–U+FE0F, in emoji) stay.
 func hidden(r rune) bool {
-	return unicode.Is(unicode.Bidi_Control, r) || r == 0x200B || (r >= 0x2060 && r <= 0x2064) || r == 0xFEFF
+	if r == 0x200C || r == 0x200D {
+		return false
+	}
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // checkFreeText validates a free-text field (notes, a reason, a specialty,
@@ -151,11 +164,13 @@ func checkFreeText(v *Validation, field, s string, maxBytes int, required bool) 
 	}
 }
 
-// ValidLine reports whether s is valid UTF-8 without control characters
-// and at most maxChars characters long: what checkLine accepts, for query
-// parameters and headers.
+// ValidLine reports whether s is valid UTF-8 without control characters or
+// the hidden ones (format, invisible, line separators: see hidden) and at
+// most maxChars characters long: what checkLine accepts, for query
+// parameters, headers and a token's sub.
 func ValidLine(s string, maxChars int) bool {
-	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0 && utf8.RuneCountInString(s) <= maxChars
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0 && strings.IndexFunc(s, hidden) < 0 &&
+		utf8.RuneCountInString(s) <= maxChars
 }
 
 // checkRef validates a reference to another record by id.
