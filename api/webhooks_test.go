@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 
@@ -96,5 +97,27 @@ func TestWebhookReplayCursor(t *testing.T) {
 	expectProblem(t, r, 400, "since")
 	if r := s.Do(t, http.MethodPost, "/api/v1/webhooks/"+wh.ID+"/replay?since=1", s.Token("replay", models.RoleCoordinator, "c"), nil); r.Status != 403 {
 		t.Fatalf("a coordinator replays: %d", r.Status)
+	}
+}
+
+// TestWebhookEventsHideTheURLQuery: every staff member reads the log, but
+// only admins the subscriptions: a subscription's events carry its URL
+// without the query, where receivers put credentials.
+func TestWebhookEventsHideTheURLQuery(t *testing.T) {
+	s := apptest.Start(t)
+	admin := s.Token("hookq", models.RoleAdmin, "admin-1")
+	var wh struct{ ID, URL string }
+	r := s.Do(t, http.MethodPost, "/api/v1/webhooks", admin, `{"url":"https://q.example.net/hook?token=CAPSECRET123"}`)
+	r.JSON(t, &wh)
+	if r.Status != 201 || wh.URL != "https://q.example.net/hook?token=CAPSECRET123" {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	s.Do(t, http.MethodPatch, "/api/v1/webhooks/"+wh.ID, admin, `{"enabled":false}`)
+	coordinator := s.Token("hookq", models.RoleCoordinator, "c-1")
+	var page models.EventPage
+	ev := s.Do(t, http.MethodGet, "/api/v1/events?since=0&topics=webhooks", coordinator, nil)
+	ev.JSON(t, &page)
+	if len(page.Events) != 2 || bytes.Contains(ev.Body, []byte("CAPSECRET")) || !bytes.Contains(ev.Body, []byte(`"url":"https://q.example.net/hook?…"`)) {
+		t.Fatalf("webhook events as staff read them: %s", ev.Body)
 	}
 }

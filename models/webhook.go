@@ -307,3 +307,17 @@ type WebhookDelivery struct {
 }
 
 func (WebhookDelivery) TableName() string { return "webhook_deliveries" }
+
+// ForLog returns a copy of the subscription for its events in the change
+// log, which every staff member reads (stream, /events): the URL without
+// its query and fragment, where receivers often put a credential
+// ("?token=…"); a "?…" marks that there was one. The subscription API, for
+// admins, answers the whole URL.
+func (wh *Webhook) ForLog() *Webhook {
+	c := *wh
+	if u, err := url.Parse(wh.URL); err == nil && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
+		u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+		c.URL = u.String() + "?…"
+	}
+	return &c
+}

@@ -60,7 +60,7 @@ func (s *Store) CreateWebhook(ctx context.Context, wh *models.Webhook) error {
 		if err := w.tx.Create(wh).Error; err != nil {
 			return nil, fmt.Errorf("create webhook: %w", err)
 		}
-		w.emit(wh, models.OpCreated)
+		w.emit(wh.ForLog(), models.OpCreated)
 		w.onSeqs = append(w.onSeqs, func(before int64) error {
 			wh.Cursor = before
 			return w.tx.Model(&models.Webhook{}).Where("id = ?", wh.ID).Update("delivered_seq", before).Error
@@ -190,7 +190,7 @@ func (w *writer) saveWebhook(wh *models.Webhook) error {
 	if err := w.tx.Save(wh).Error; err != nil {
 		return fmt.Errorf("save webhook: %w", err)
 	}
-	w.emit(wh, models.OpUpdated)
+	w.emit(wh.ForLog(), models.OpUpdated)
 	return nil
 }
 
@@ -213,7 +213,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string, ifMatch int64) err
 			return nil, fmt.Errorf("delete webhook deliveries: %w", err)
 		}
 		wh.Touch(w.actor.TenantID, "", w.now)
-		w.emit(wh, models.OpDeleted)
+		w.emit(wh.ForLog(), models.OpDeleted)
 		return nil, nil
 	})
 	return err
