@@ -1,6 +1,7 @@
 package models
 
 import (
+	"code.dny.dev/ssrf"
 	"crypto/rand"
 	"encoding/base64"
 	"math"
@@ -180,12 +181,51 @@ func (p WebhookPolicy) CheckURL(field, raw string) (string, error) {
 			return bad("has an invalid port")
 		}
 	}
-	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && !p.Allowed(host) && !PublicAddr(ip) {
-		return bad("must not be a loopback, private, link-local or multicast address")
+	// (A trailing dot is the same host: 127.0.0.1. is 127.0.0.1.)
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.Trim(host, "[]"), ".")); err == nil && !p.Allowed(host) && !PublicAddr(ip) {
+		return bad("must not be a loopback, private, link-local, multicast or other special-purpose address")
+	}
+	if !p.Allowed(host) {
+		name := strings.ToLower(strings.TrimSuffix(host, "."))
+		switch {
+		case numericHost(name):
+			// 2130706433, 0177.0.0.1, 0x7f000001, 127.1: resolvers read
+			// these as IPv4 addresses in forms no URL should use.
+			return bad("must name its IPv4 address in dotted decimal (a.b.c.d), or a host name")
+		case name == "localhost" || strings.HasSuffix(name, ".localhost") || strings.HasSuffix(name, ".local") ||
+			strings.HasSuffix(name, ".internal") || strings.HasSuffix(name, ".home.arpa"):
+			// Special-use names (RFC 6761, RFC 6762, RFC 8375) never
+			// name a public receiver.
+			return bad("must be a public host name, not " + name)
+		}
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
 	return u.String(), nil
+}
+
+// numericHost reports whether a host name that is not a dotted-decimal
+// IPv4 address is made of digits, dots and hex (0x…) parts only: an IPv4
+// address in a legacy form (inet_aton: decimal, octal, hex, fewer parts).
+func numericHost(name string) bool {
+	if name == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return false
+	}
+	for _, part := range strings.Split(name, ".") {
+		p := strings.TrimPrefix(part, "0x")
+		if p == "" && part != "0x" {
+			return false
+		}
+		for _, c := range p {
+			if !(c >= '0' && c <= '9' || part != p && (c >= 'a' && c <= 'f')) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func parsePort(s string) (int, error) {
@@ -203,24 +243,23 @@ func parsePort(s string) (int, error) {
 }
 
 // PublicAddr reports whether ip may be called without an allow-list
-// entry: not loopback (127/8, ::1), private (10/8, 172.16/12, 192.168/16,
-// fc00::/7), link-local (169.254/16 — cloud metadata — fe80::/10),
-// unspecified (0.0.0.0, ::), multicast, CGNAT (100.64/10), or 0/8; IPv4
+// entry: an address of no special-purpose range (ssrfGuard): not loopback,
+// private, link-local (169.254/16: cloud metadata), unspecified, multicast,
+// CGNAT, reserved, or an IPv6 form that embeds an IPv4 address; IPv4
 // mapped in IPv6 is judged as IPv4.
 func PublicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
-		return false
-	}
-	if ip.Is4() {
-		b := ip.As4()
-		if b[0] == 0 || (b[0] == 100 && b[1]&0xc0 == 64) || b == [4]byte{255, 255, 255, 255} {
-			return false
-		}
-	}
-	return true
+	return ip.IsValid() && ssrfGuard.SafeAddr(ip.Unmap()) == nil
 }
+
+// ssrfGuard judges addresses with code.dny.dev/ssrf, which follows the IANA
+// IPv4 and IPv6 Special-Purpose Address Registries: besides loopback,
+// private, link-local, CGNAT and multicast it refuses benchmarking
+// (198.18/15), reserved (240/4), IETF protocol (192.0.0/24) and
+// documentation ranges, and in IPv6 anything outside global unicast
+// (2000::/3: so NAT64 64:ff9b::/96, IPv4-compatible ::a.b.c.d and
+// site-local fec0::/10) and 6to4 (2002::/16), which can carry a private or
+// metadata IPv4 address. Ports are WebhookPolicy's business.
+var ssrfGuard = ssrf.New(ssrf.WithAnyPort(), ssrf.WithAnyNetwork())
 
 // CheckTopics validates a subscription's topics (entity names as the
 // stream's ?topics=, plus "webhooks") and returns their canonical comma
