@@ -26,16 +26,39 @@ import (
 	"github.com/clinicpulse/clinicpulse/models"
 )
 
+// usage is the help of the command line: the server takes no arguments
+// (its configuration is the environment, see the README), the two tools
+// take flags.
+const usage = `usage:
+  clinicpulse                 serve (configured by environment variables: see the README's Configuration)
+  clinicpulse token --tenant T --role R --sub S [--ttl 12h]
+                              print a token signed with JWT_SECRET
+  clinicpulse tail --url URL [--token JWT] [--since CURSOR] [--topics a,b]
+                              follow a tenant's stream, one JSON event per line
+  clinicpulse help            this help
+`
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "tail" {
-		if err := runTail(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "clinicpulse tail:", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "tail":
+			if err := runTail(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "clinicpulse tail:", err)
+				os.Exit(1)
+			}
+			return
+		case "token":
+			os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		case "help", "-h", "-help", "--help":
+			fmt.Print(usage)
+			return
+		default:
+			// Never start a server on an argument it does not know (a
+			// mistyped tool name or flag would bind a port and open the
+			// database).
+			fmt.Fprintf(os.Stderr, "clinicpulse: unknown command or flag %q\n\n%s", os.Args[1], usage)
+			os.Exit(2)
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "token" {
-		os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	if err := serve(); err != nil {
 		fmt.Fprintln(os.Stderr, "clinicpulse:", err)
