@@ -122,6 +122,15 @@ func (h *Webhooks) create(c echo.Context) error {
 	if err := h.Store.CreateWebhook(ctx, wh); err != nil {
 		return err
 	}
+	if wh.ID == "" {
+		// A repeated Idempotency-Key: the store wrote nothing and kept no
+		// record to answer (its first answer held the secret, shown once),
+		// so wh is not a subscription. Say where the first one is rather
+		// than answer a secret that signs nothing.
+		return &models.Error{Code: models.ECONFLICT,
+			Message: "this Idempotency-Key already created a subscription: GET /api/v1/webhooks lists it (its secret was shown once; rotate to get a new one)",
+			Fields:  []models.FieldError{{Field: "Idempotency-Key", Message: "already created a subscription"}}}
+	}
 	h.wake()
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/webhooks/"+wh.ID)
 	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
