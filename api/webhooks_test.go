@@ -34,6 +34,9 @@ func TestWebhookWritesAreIdempotent(t *testing.T) {
 		r2.Header.Get("Location") != "/api/v1/webhooks/"+first.ID {
 		t.Fatalf("create twice: %d %s / %d %s", r1.Status, r1.Body, r2.Status, r2.Body)
 	}
+	if r := s.Do(t, http.MethodPost, "/api/v1/webhooks", admin, `{"url":"https://idem.example.net/other"}`, "Idempotency-Key", "create-1"); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("the same key with another body: %d %s", r.Status, r.Body)
+	}
 	var list struct{ Items []view }
 	s.Do(t, http.MethodGet, "/api/v1/webhooks", admin, nil).JSON(t, &list)
 	if len(list.Items) != 1 {

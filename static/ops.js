@@ -5,7 +5,13 @@
 // every 5 s and keeps ten minutes). Refreshes every 5 s while the tab is
 // visible; pauses while it is hidden. Other roles see a clear "for admins"
 // message (the server decides: it answers 403).
-import { signIn, shell, live, token, esc, apiGet } from './app.js';
+//
+// Webhooks: a panel from GET /api/v1/webhooks/stats (the clinic's
+// subscriptions against the log's head; this instance's deliverer) and
+// GET /api/v1/webhooks (for each subscription's host: never its path or
+// query, which may hold a receiver's token), refreshed with the rest and
+// updated in place with patch() (one row per subscription, keyed by id).
+import { signIn, shell, live, token, esc, apiGet, patch } from './app.js';
 import { claims as decode } from './clinicpulse.js';
 
 const REFRESH_MS = 5000;
@@ -22,6 +28,11 @@ app.innerHTML = `
   </div>
   <div class="ops-alert" data-alert role="alert" hidden></div>
   <section data-stats><div class="placeholder">Loading live statistics…</div></section>
+  <section class="card ops-wh" data-webhooks aria-labelledby="ops-wh-title" hidden>
+    <div class="card__head"><h3 id="ops-wh-title">Webhooks</h3><span class="muted small" data-wh-meta></span>
+      <span class="spacer"></span><span class="muted small ops-wh__note">Subscriptions of this clinic · attempts by this instance</span></div>
+    <div class="ops-wh__body" data-wh-body></div>
+  </section>
   <section class="card ops-chart" data-chart hidden>
     <div class="card__head"><h3>Last minutes</h3><span class="muted small" data-range></span>
       <span class="spacer"></span><span class="muted small ops-chart__note">One sample every 5 s · this instance</span></div>
@@ -48,6 +59,8 @@ let stopped = false; // 401/403: no point asking again until the token changes
 let timer = 0;
 let busy = false;
 let hoverT = null; // the chart's crosshair, as a sample time (ms)
+let hooks = null; // { stats, hosts, next }: the last webhook answers
+let hooksFailure = null; // the last webhook refresh's error, if it failed
 
 // ------------------------------------------------------------------ format
 
@@ -134,8 +147,14 @@ async function probeReady() {
 }
 
 async function refresh() {
-  const [s, ready] = await Promise.allSettled([getJSON(statsPath()), probeReady()]);
+  const [s, ready, wh] = await Promise.allSettled([getJSON(statsPath()), probeReady(), fetchHooks()]);
   dbReady = ready.value ?? null;
+  if (wh.status === 'fulfilled') {
+    hooks = wh.value;
+    hooksFailure = null;
+  } else {
+    hooksFailure = wh.reason;
+  }
   if (s.status === 'fulfilled') {
     stats = s.value;
     statsAt = Date.now();
@@ -187,6 +206,7 @@ function draw() {
   }
   drawMeta();
   drawTiles();
+  drawWebhooks();
   drawChart();
 }
 
@@ -199,6 +219,7 @@ function message(ic, kind, title, body) {
 function drawRefused() {
   clearTimeout(timer);
   $('[data-chart]').hidden = true;
+  $('[data-webhooks]').hidden = true;
   $('[data-health]').innerHTML = '';
   $('[data-meta]').textContent = 'Not available for this sign-in';
   const role = decode(token()).role || 'unknown';
@@ -224,6 +245,7 @@ function drawAlert() {
   el.removeAttribute('data-error');
   $('[data-stats]').classList.toggle('ops-stale', !!show);
   $('[data-chart]').classList.toggle('ops-stale', !!show);
+  $('[data-webhooks]').classList.toggle('ops-stale', !!show);
   if (!show) return;
   el.dataset.error = failure.network ? 'network' : 'server';
   el.innerHTML = `${icon('offline')}<div><b>${failure.network ? 'Cannot reach the server.' : `The server answered: ${esc(failure.message)}`}</b>
@@ -312,6 +334,95 @@ function drawTiles() {
       ${tile({ key: 'instance', label: 'Instance', ic: 'instance', value: stats.instance, text: true,
     sub: `${esc(db)} · ${dbReady === false ? '<span class="ops-bad">database unreachable</span>' : dbReady ? 'database reachable' : 'database status unknown'}` })}
     </div>`;
+}
+
+// ------------------------------------------------------------------ webhooks
+
+// fetchHooks reads the webhook health and the subscriptions' hosts and
+// next attempts (the stats leave URLs out).
+async function fetchHooks() {
+  const q = tenantQuery('?');
+  const [stats, list] = await Promise.all([getJSON(`/api/v1/webhooks/stats${q}`), getJSON(`/api/v1/webhooks${q}`)]);
+  const hosts = new Map();
+  const next = new Map();
+  for (const w of list.items || []) {
+    hosts.set(w.id, hostOf(w.url));
+    if (w.next_attempt_at) next.set(w.id, w.next_attempt_at);
+  }
+  return { stats, hosts, next };
+}
+
+// hostOf is a URL's host (and port): the path and query stay off the page.
+function hostOf(url) {
+  try { return new URL(url).host; } catch { return '—'; }
+}
+
+const RESULTS = [
+  { key: 'success', label: 'Delivered' },
+  { key: 'http_error', label: 'Error status' },
+  { key: 'timeout', label: 'Timed out' },
+  { key: 'network', label: 'Network' },
+  { key: 'refused', label: 'Refused (SSRF)' },
+  { key: 'skipped', label: 'Skipped' },
+];
+const STATES = { idle: 'Up to date', delivering: 'Delivering', retrying: 'Retrying', disabled: 'Disabled' };
+const events = (n) => `${int(n)} ${n === 1 ? 'event' : 'events'}`;
+
+function whDetail(s, next) {
+  if (s.state === 'disabled') return s.disabled_reason ? esc(s.disabled_reason) : 'Turned off by an admin';
+  if (s.state === 'retrying') {
+    const at = next && Date.parse(next);
+    return at ? `Next attempt at <time datetime="${esc(next)}">${esc(clock(at))}</time>` : 'Waiting to retry';
+  }
+  return s.state === 'delivering' ? 'Catching up with the log' : 'Every event delivered';
+}
+
+function drawWebhooks() {
+  const box = $('[data-webhooks]');
+  if (!hooks) {
+    // Nothing to show yet; a failure before the first answer is said below the tiles' own alert.
+    box.hidden = !hooksFailure;
+    if (hooksFailure) patch($('[data-wh-body]'), `<p class="ops-wh__error" data-wh-error>Webhook health is unavailable: ${esc(hooksFailure.message)}</p>`);
+    return;
+  }
+  box.hidden = false;
+  // The page's alert already says when the server cannot be reached; the
+  // panel says only what is its own (the webhook answers failed alone).
+  const { stats: s, hosts, next } = hooks;
+  const inst = s.instance || {};
+  const subs = s.subscriptions || [];
+  const count = (k) => Number(inst.results?.[k] || 0);
+  $('[data-wh-meta]').textContent = `· ${subs.length} ${subs.length === 1 ? 'subscription' : 'subscriptions'} · log at ${int(s.head)}`;
+  const figure = (key, label, value, tone = '') => `<div class="ops-wh__figure${tone ? ` ops-wh__figure--${tone}` : ''}" data-key="f-${key}" data-wh-figure="${key}" data-num="${Number(inst[key] || 0)}">
+      <dt>${esc(label)}</dt><dd>${value}</dd></div>`;
+  const rows = subs.map((w) => `<tr data-key="${esc(w.id)}" data-state="${esc(w.state)}">
+      <th scope="row"><span class="ops-wh__host" data-wh-host>${esc(hosts.get(w.id) || '—')}</span><span class="ops-wh__id">${esc(w.id)}</span></th>
+      <td><span class="ops-wh__state ops-wh__state--${esc(w.state)}" data-wh-state>${esc(STATES[w.state] || w.state)}</span></td>
+      <td class="ops-wh__num" data-wh-lag data-num="${Number(w.lag)}">${esc(events(w.lag))}</td>
+      <td class="ops-wh__num" data-wh-failures data-num="${Number(w.failures)}">${esc(int(w.failures))}</td>
+      <td class="ops-wh__detail" data-wh-detail>${whDetail(w, next.get(w.id))}</td>
+    </tr>`).join('');
+  patch($('[data-wh-body]'), `
+    ${hooksFailure && !failure ? `<p class="ops-wh__error" data-key="error" data-wh-error>Not refreshed: ${esc(hooksFailure.message)}</p>` : ''}
+    <div class="ops-wh__summary" data-key="summary">
+      <dl class="ops-wh__figures">
+        ${figure('pending', 'Pending', int(inst.pending), inst.pending > 0 ? 'busy' : '')}
+        ${figure('retrying', 'Retrying', int(inst.retrying), inst.retrying > 0 ? 'warn' : '')}
+        ${figure('max_lag', 'Largest lag', esc(events(Number(inst.max_lag || 0))), inst.max_lag > 0 ? 'busy' : '')}
+        ${figure('active', 'Delivering now', int(inst.active))}
+      </dl>
+      <ul class="ops-wh__results" aria-label="Delivery attempts by result since this instance started">
+        ${RESULTS.map((r) => `<li class="ops-wh__result ops-wh__result--${r.key}${count(r.key) ? '' : ' ops-wh__result--zero'}" data-key="r-${r.key}" data-result="${r.key}" data-num="${count(r.key)}">
+          <b>${esc(int(count(r.key)))}</b> ${esc(r.label)}</li>`).join('')}
+      </ul>
+    </div>
+    ${subs.length ? `<div class="ops-wh__scroll" data-key="table" role="region" aria-label="Webhook subscriptions" tabindex="0">
+      <table class="ops-wh__table">
+        <thead><tr><th scope="col">Endpoint</th><th scope="col">State</th><th scope="col" class="ops-wh__num">Lag</th>
+          <th scope="col" class="ops-wh__num">Failures</th><th scope="col">Details</th></tr></thead>
+        <tbody data-wh-rows>${rows}</tbody>
+      </table></div>`
+    : `<p class="empty" data-key="empty" data-wh-empty>No webhook subscriptions. An admin creates them with <code>POST /api/v1/webhooks</code> (see docs/webhooks.md).</p>`}`);
 }
 
 // ------------------------------------------------------------------ chart
