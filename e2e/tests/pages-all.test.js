@@ -192,7 +192,7 @@ test("dates, times and numbers follow the browser's locale (de-DE)", async (t) =
     assert.match(date, /^(Montag|Dienstag|Mittwoch|Donnerstag|Freitag|Samstag|Sonntag), \d{1,2}\. \p{L}+$/u, date);
     assert.match(await display.locator('.board__foot', { hasText: 'waiting' }).first().innerText(), /\d+ Minuten/);
     const wait = await doctor.locator('[data-stat="wait"] b').innerText();
-    assert.match(wait, /\d+\s*Min\./, `minutes in German: ${wait}`);
+    assert.match(wait, /\d+\s*(Min\.|Std\.)/, `minutes or hours in German: ${wait}`); // past an hour the wait reads in hours
     assert.match(await doctor.locator('.clock').innerText(), /^\d{2}:\d{2}$/);
     await ops.locator('[data-tile="streams"]').waitFor({ timeout: 10000 });
     assert.match(await ops.locator('[data-sample-at]').innerText(), /^um \d{2}:\d{2}:\d{2}|^at \d{2}:\d{2}:\d{2}/);
