@@ -39,8 +39,11 @@ const (
 	// before the next tick.
 	saveAfter = 256
 	// turn is how long a worker delivers one subscription before it lets
-	// another have its slot, when one waits for a slot.
-	turn = 20 * time.Second
+	// another have its slot, when one waits for a slot; minTurn, how long
+	// at least, caught up or not (what starting a worker costs the
+	// database — a lease, a read, a save — is spread over minTurn).
+	turn    = 20 * time.Second
+	minTurn = 500 * time.Millisecond
 	// idle is how long a worker that has delivered everything keeps its
 	// subscription (and lease) waiting for the next event, when no other
 	// subscription waits for a slot: a subscription that gets an event
@@ -309,7 +312,7 @@ func (d *Deliverer) saveLoop(ctx context.Context) {
 		case <-tick.C:
 		case <-d.saveNow:
 		}
-		if err := d.save(ctx); err != nil && ctx.Err() == nil {
+		if err := d.save(ctx, nil); err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Warn("webhooks: saving delivery progress failed; will retry", "err", err)
 		}
 	}
@@ -401,26 +404,29 @@ func (d *Deliverer) scan(ctx context.Context) time.Duration {
 	return max(next, time.Millisecond)
 }
 
-// save writes, in one transaction, the progress of every running
-// subscription that has some or whose lease needs renewing, and hands each
-// worker its result. It returns the transaction's error (each worker then
-// keeps its progress for the next save, and stops sending when its lease
-// runs short).
-func (d *Deliverer) save(ctx context.Context) error {
+// save writes, in one transaction, the progress of the running
+// subscriptions (only's, when not nil; else every one) that have some or
+// whose lease needs renewing, and hands each worker its result. It returns
+// the transaction's error (each worker then keeps its progress for the
+// next save, and stops sending when its lease runs short).
+func (d *Deliverer) save(ctx context.Context, only *sub) error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	return d.saveLocked(ctx)
+	return d.saveLocked(ctx, only)
 }
 
 // saveLocked is save with saveMu held.
-func (d *Deliverer) saveLocked(ctx context.Context) error {
+func (d *Deliverer) saveLocked(ctx context.Context, only *sub) error {
 	now := d.cfg.Now()
-	d.mu.Lock()
-	subs := make([]*sub, 0, len(d.running))
-	for _, s := range d.running {
-		subs = append(subs, s)
+	subs := []*sub{only}
+	if only == nil {
+		d.mu.Lock()
+		subs = make([]*sub, 0, len(d.running))
+		for _, s := range d.running {
+			subs = append(subs, s)
+		}
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 	var ps []store.WebhookProgress
 	var of []*sub
 	var runs []run

@@ -29,7 +29,7 @@ func (d *Deliverer) work(ctx context.Context, s *sub, t *tail) {
 	s.mu.Lock()
 	s.release = true
 	s.mu.Unlock()
-	if err := d.save(rctx); err != nil {
+	if err := d.save(rctx, s); err != nil {
 		d.cfg.Logger.Warn("webhooks: saving delivery progress failed; those events will be sent again", "webhook", s.id, "err", err)
 	}
 	s.mu.Lock()
@@ -57,7 +57,7 @@ func (d *Deliverer) work(ctx context.Context, s *sub, t *tail) {
 // keeps the successes for save. It returns nil when it has delivered
 // everything and nothing new came for idle (the log is looked at once
 // more first: the relay may lag), or when another subscription waits for
-// a slot (at once when caught up, else after turn); an error when its
+// a slot (after minTurn when caught up, else after turn); an error when its
 // lease is lost or cannot be renewed, the subscription changed under it,
 // or an attempt failed (recorded: the subscription waits for its retry).
 func (d *Deliverer) deliver(ctx context.Context, s *sub, t *tail) error {
@@ -129,16 +129,20 @@ func (d *Deliverer) deliver(ctx context.Context, s *sub, t *tail) error {
 			if through > cursor || change > 0 {
 				continue
 			}
-			if looked || d.starved.Load() {
+			wait := idle
+			if d.starved.Load() {
+				wait = minTurn - time.Since(start)
+			}
+			if looked || wait <= 0 {
 				return nil
 			}
-			timer.Reset(idle)
+			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
 			case <-changed:
 			case <-d.notice.wait():
 			case <-timer.C:
-				fromLog = true
+				fromLog = wait == idle
 			}
 			if !timer.Stop() {
 				select {
@@ -236,7 +240,7 @@ func (d *Deliverer) next(ctx context.Context, s *sub, t *tail, cursor int64, f f
 func (d *Deliverer) skipPruned(ctx context.Context, s *sub, h store.Head) error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	if err := d.saveLocked(ctx); err != nil {
+	if err := d.saveLocked(ctx, s); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -271,7 +275,7 @@ func (d *Deliverer) leased(ctx context.Context, s *sub) error {
 	if d.cfg.Now().Add(d.cfg.Timeout).Before(until) {
 		return nil
 	}
-	if err := d.save(ctx); err != nil {
+	if err := d.save(ctx, s); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -360,7 +364,7 @@ func (d *Deliverer) attempt(ctx context.Context, s *sub, wh *models.Webhook, key
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	if err := d.saveLocked(ctx); err != nil {
+	if err := d.saveLocked(ctx, s); err != nil {
 		return false, err
 	}
 	s.mu.Lock()
