@@ -321,9 +321,12 @@ func WebhookMessageID(webhookID string, seq int64) string {
 	return "msg_" + webhookID + "_" + strconv.FormatInt(seq, 10)
 }
 
-// WebhookDelivery is one recorded delivery attempt: one event (FirstSeq =
-// LastSeq) sent to a subscription, or a skip of pruned events (Result
-// "skipped", Status 0). It never holds a secret or a header.
+// WebhookDelivery is a record of a subscription's deliveries: a failed
+// attempt (FirstSeq = LastSeq, its event); successes saved together
+// (FirstSeq..LastSeq: each event of the topics in that range delivered,
+// one request each; Status and At the last one's, LatencyMS the slowest);
+// or a skip of pruned events (Result "skipped", Status 0). It never holds
+// a secret or a header.
 type WebhookDelivery struct {
 	ID        int64     `json:"-" gorm:"primaryKey"`
 	WebhookID string    `json:"-"`
@@ -331,7 +334,8 @@ type WebhookDelivery struct {
 	At        time.Time `json:"at"`
 	FirstSeq  int64     `json:"first_seq"`
 	LastSeq   int64     `json:"last_seq"`
-	// MessageID is the webhook-id header the attempt carried.
+	// MessageID is the webhook-id header the attempt carried (a record
+	// of one event only).
 	MessageID string `json:"webhook_id" gorm:"-"`
 	// Status is the receiver's HTTP status, 0 when there was none
 	// (refused, timed out, connection error).

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/models"
@@ -303,17 +305,18 @@ WHERE w.enabled = ? AND w.delivered_seq < h.seq`, true).Scan(&out).Error
 // disabled, deleted): the caller stops delivering it.
 var ErrLeaseLost = errors.New("store: webhook lease lost")
 
-// AcquireWebhook takes (or renews) the subscription's lease for owner
-// until untilMS (unix ms) if it is free (expired at nowMS) or owner's
-// already, and reports whether it did. One statement, so two instances
-// never both hold it.
-func (s *Store) AcquireWebhook(ctx context.Context, id, owner string, nowMS, untilMS int64) (bool, error) {
-	res := s.db.WithContext(ctx).Exec(`UPDATE webhooks SET lease_owner = ?, lease_until_ms = ?
-WHERE id = ? AND enabled = ? AND (lease_until_ms < ? OR lease_owner = ?)`, owner, untilMS, id, true, nowMS, owner)
-	if res.Error != nil {
-		return false, s.wrap(ctx, "acquire webhook", res.Error)
+// AcquireWebhooks takes (or renews) the leases of the subscriptions ids
+// for owner until untilMS (unix ms), each if it is enabled and free
+// (expired at nowMS) or owner's already, and returns the ids it took. One
+// statement, so two instances never both hold one.
+func (s *Store) AcquireWebhooks(ctx context.Context, ids []string, owner string, nowMS, untilMS int64) ([]string, error) {
+	got := []string{}
+	if len(ids) == 0 {
+		return got, nil
 	}
-	return res.RowsAffected == 1, nil
+	err := s.db.WithContext(ctx).Raw(`UPDATE webhooks SET lease_owner = ?, lease_until_ms = ?
+WHERE id IN ? AND enabled = ? AND (lease_until_ms < ? OR lease_owner = ?) RETURNING id`, owner, untilMS, ids, true, nowMS, owner).Scan(&got).Error
+	return got, s.wrap(ctx, "acquire webhooks", err)
 }
 
 // ReleaseWebhook gives up owner's lease on the subscription (if it still
@@ -363,8 +366,25 @@ type Attempt struct {
 	Disable       string
 }
 
-// keepDeliveries is how many delivery records a subscription keeps.
-const keepDeliveries = 500
+// keepDeliveries is how many delivery records a subscription keeps; a
+// record whose id is a multiple of trimEvery drops its subscription's
+// older ones (ids are shared by every subscription: each is trimmed about
+// once in trimEvery of its records).
+const (
+	keepDeliveries = 500
+	trimEvery      = 64
+)
+
+// trimDeliveries drops the subscription's records older than its
+// keepDeliveries newest.
+func trimDeliveries(tx *gorm.DB, webhookID string) error {
+	err := tx.Exec(`DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (
+SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, webhookID, webhookID, keepDeliveries).Error
+	if err != nil {
+		return fmt.Errorf("trim deliveries: %w", err)
+	}
+	return nil
+}
 
 // RecordAttempt records a delivery attempt and moves the subscription's
 // state in one transaction: the cursor advances only with a success's
@@ -398,11 +418,8 @@ WHERE id = ? AND lease_owner = ? AND delivered_seq = ? AND enabled = ?`, at.Next
 		if err := tx.Create(&d).Error; err != nil {
 			return fmt.Errorf("record delivery: %w", err)
 		}
-		if d.ID%100 == 0 && d.ID > keepDeliveries {
-			// Now and then, drop this subscription's old records.
-			if err := tx.Where("webhook_id = ? AND id <= ?", at.WebhookID, d.ID-keepDeliveries).Delete(&models.WebhookDelivery{}).Error; err != nil {
-				return fmt.Errorf("trim deliveries: %w", err)
-			}
+		if d.ID%trimEvery == 0 {
+			return trimDeliveries(tx, at.WebhookID)
 		}
 		return nil
 	}
@@ -432,6 +449,100 @@ WHERE id = ? AND lease_owner = ? AND delivered_seq = ? AND enabled = ?`, at.Next
 	return err
 }
 
+// WebhookProgress is what a deliverer did with a subscription it leases
+// since it last saved it; SaveWebhookProgress saves several in one
+// transaction.
+type WebhookProgress struct {
+	WebhookID, TenantID string
+	// From is the cursor as the deliverer last saved (or read) it: nothing
+	// of this progress is saved (Lost) if the row's cursor is another (a
+	// replay moved it), or the subscription is disabled, deleted or
+	// leased to another.
+	From int64
+	// To (>= From) is the new cursor: the last seq the receiver answered
+	// with a 2xx, or passed over (not of the topics). To > From clears the
+	// failures and the retry time.
+	To int64
+	// LeaseUntilMS renews the lease until then (unix ms); 0 releases it.
+	LeaseUntilMS int64
+	// Deliveries are the records to add (a summary of the successes).
+	Deliveries []models.WebhookDelivery
+}
+
+// ProgressResult is how one WebhookProgress was saved.
+type ProgressResult struct {
+	// Lost: the row was not the deliverer's to move (see
+	// WebhookProgress.From); nothing of it was saved.
+	Lost bool
+	// Version is the subscription's version after the save: when it
+	// changed, its URL, topics or secrets may have.
+	Version int64
+}
+
+// SaveWebhookProgress saves the progress of owner's subscriptions in one
+// transaction (a statement per subscription, in id order, and one insert
+// of the records), and returns a result for each, in the order of ps. A
+// lost subscription does not stop the others'; an error saves nothing.
+func (s *Store) SaveWebhookProgress(ctx context.Context, owner string, ps []WebhookProgress) ([]ProgressResult, error) {
+	out := make([]ProgressResult, len(ps))
+	order := make([]int, len(ps))
+	for i := range order {
+		order[i] = i
+	}
+	// Rows are locked in id order, as every instance does: no deadlock.
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ps[a].WebhookID, ps[b].WebhookID) })
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []models.WebhookDelivery
+		for _, i := range order {
+			p := ps[i]
+			newOwner := owner
+			if p.LeaseUntilMS == 0 {
+				newOwner = ""
+			}
+			set := "lease_owner = ?, lease_until_ms = ?"
+			args := []any{newOwner, p.LeaseUntilMS}
+			if p.To > p.From {
+				set = "delivered_seq = ?, failures = 0, next_attempt_ms = 0, " + set
+				args = append([]any{p.To}, args...)
+			}
+			var version []int64
+			err := tx.Raw(`UPDATE webhooks SET `+set+` WHERE id = ? AND lease_owner = ? AND delivered_seq = ? AND enabled = ? RETURNING version`,
+				append(args, p.WebhookID, owner, p.From, true)...).Scan(&version).Error
+			if err != nil {
+				return fmt.Errorf("save webhook progress: %w", err)
+			}
+			if len(version) != 1 {
+				out[i].Lost = true
+				continue
+			}
+			out[i].Version = version[0]
+			for _, d := range p.Deliveries {
+				d.WebhookID, d.TenantID = p.WebhookID, p.TenantID
+				d.Error = truncateUTF8(d.Error, models.MaxWebhookError)
+				rows = append(rows, d)
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := tx.Create(&rows).Error; err != nil {
+			return fmt.Errorf("record deliveries: %w", err)
+		}
+		for _, d := range rows {
+			if d.ID%trimEvery == 0 {
+				if err := trimDeliveries(tx, d.WebhookID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(ctx, "save webhook progress", err)
+	}
+	return out, nil
+}
+
 // SkipPrunedWebhook moves a subscription whose cursor fell behind the
 // retained log to the log's pruned seq, recording the skip.
 func (s *Store) SkipPrunedWebhook(ctx context.Context, at Attempt) error {
@@ -441,6 +552,9 @@ func (s *Store) SkipPrunedWebhook(ctx context.Context, at Attempt) error {
 }
 
 func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
 	for n > 0 && n < len(s) && s[n]&0xc0 == 0x80 {
 		n--
 	}

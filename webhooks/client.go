@@ -27,8 +27,11 @@ var ErrForbiddenAddress = errors.New("webhooks: address not allowed (loopback, p
 //   - no proxy from the environment (it would be the address checked);
 //   - connectTimeout bounds each connection; the caller's context bounds
 //     the whole request;
-//   - redirects are not followed: a 3xx is the receiver's answer, a failure.
-func newClient(policy models.WebhookPolicy, connectTimeout time.Duration) *http.Client {
+//   - redirects are not followed: a 3xx is the receiver's answer, a failure;
+//   - up to perHost idle connections per host (the workers: several
+//     subscriptions often share a receiver), so that one connection per
+//     worker is reused rather than dialled per request.
+func newClient(policy models.WebhookPolicy, connectTimeout time.Duration, perHost int) *http.Client {
 	strict := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second, Control: checkAddress}
 	open := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -45,7 +48,7 @@ func newClient(policy models.WebhookPolicy, connectTimeout time.Duration) *http.
 		},
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           256,
-		MaxIdleConnsPerHost:    4,
+		MaxIdleConnsPerHost:    max(perHost, 4),
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    connectTimeout,
 		ResponseHeaderTimeout:  0, // the request's context bounds it

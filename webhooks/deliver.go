@@ -3,9 +3,7 @@ package webhooks
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -29,6 +27,7 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultLease          = 30 * time.Second
 	DefaultScan           = 2 * time.Second
+	DefaultSave           = 100 * time.Millisecond
 	// MaxResponseBody is how much of a receiver's answer is read (and
 	// dropped): a receiver that answers 100 MB costs 64 KiB.
 	MaxResponseBody = 64 << 10
@@ -36,17 +35,32 @@ const (
 	UserAgent = "ClinicPulse-Webhooks/1"
 	// batch is how many events a worker reads from the log at once.
 	batch = 100
+	// saveAfter acknowledged events of one subscription ask for a save
+	// before the next tick.
+	saveAfter = 256
 	// turn is how long a worker delivers one subscription before it lets
-	// the others have its slot.
-	turn = 20 * time.Second
+	// another have its slot, when one waits for a slot; minTurn, how long
+	// at least, caught up or not (what starting a worker costs the
+	// database — a lease, a read, a save — is spread over minTurn).
+	turn    = 20 * time.Second
+	minTurn = 500 * time.Millisecond
+	// idle is how long a worker that has delivered everything keeps its
+	// subscription (and lease) waiting for the next event, when no other
+	// subscription waits for a slot: a subscription that gets an event
+	// every few seconds costs no lease, read and release per event.
+	idle = 5 * time.Second
+	// scanGap is the least time between two scans: a burst of commits
+	// (each wakes the deliverer) costs one scan per gap.
+	scanGap = 20 * time.Millisecond
 )
 
 // Store is what the deliverer needs of the store.
 type Store interface {
 	PendingWebhooks(ctx context.Context) ([]store.PendingWebhook, error)
-	AcquireWebhook(ctx context.Context, id, owner string, nowMS, untilMS int64) (bool, error)
+	AcquireWebhooks(ctx context.Context, ids []string, owner string, nowMS, untilMS int64) ([]string, error)
 	ReleaseWebhook(ctx context.Context, id, owner string) error
 	LeasedWebhook(ctx context.Context, id, owner string) (*models.Webhook, error)
+	SaveWebhookProgress(ctx context.Context, owner string, ps []store.WebhookProgress) ([]store.ProgressResult, error)
 	RecordAttempt(ctx context.Context, at store.Attempt) error
 	SkipPrunedWebhook(ctx context.Context, at store.Attempt) error
 	LogHead(ctx context.Context, tenantID string) (store.Head, error)
@@ -72,33 +86,61 @@ type Config struct {
 	Timeout, ConnectTimeout time.Duration
 	// Lease is how long a lease lasts without renewal: after an instance
 	// dies, another takes its subscriptions over this long after its last
-	// delivery. It must exceed Timeout.
+	// save. It must exceed Timeout; a request starts only while the lease
+	// outlasts it.
 	Lease time.Duration
 	// Scan is the safety-net scan period.
-	Scan   time.Duration
+	Scan time.Duration
+	// Save is how often the successes are saved: every subscription's
+	// cursor, delivery record and lease renewal in one transaction (and
+	// at once after saveAfter successes of one subscription, before a
+	// failure is recorded and when a worker stops). A crash loses at most
+	// this much progress: those events are sent again, with the same
+	// webhook-id.
+	Save   time.Duration
 	Policy models.WebhookPolicy
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
 // Deliverer delivers the subscriptions of every tenant.
+//
+// The database's work does not grow with the rate of events: each worker
+// sends its subscription's events one by one and keeps the 2xx in memory
+// (sub); every Save period one transaction moves the cursors, adds one
+// delivery record per subscription and renews the leases (save): a
+// statement per running subscription and one insert. The events come from
+// the relay (Publish) through a tail in memory per tenant, shared by the
+// tenant's subscriptions, each event encoded once; a worker reads the log
+// only to catch up from further back than the tail, and a scan (at most
+// one per scanGap) finds the subscriptions to start. No transaction or
+// connection is held while a request is in flight: on SQLite's single
+// connection, writers never wait for a receiver.
 type Deliverer struct {
-	st     Store
-	cfg    Config
-	client *http.Client
-	wake   chan struct{}
-	slots  chan struct{}
+	st      Store
+	cfg     Config
+	client  *http.Client
+	wake    chan struct{}
+	slots   chan struct{}
+	saveNow chan struct{}
+	// renewWithin: a lease that ends sooner than this is renewed at the
+	// next save (Timeout + half of the margin Lease − Timeout).
+	renewWithin time.Duration
 
 	mu      sync.Mutex
-	running map[string]*worker
+	running map[string]*sub
+	tails   map[string]*tail
+	// starved: the last scan found a due subscription without a free
+	// slot; caught-up workers then give theirs up.
+	starved atomic.Bool
+	// notice wakes waiting workers to look at starved and their stale flag.
+	notice signal
+
+	saveMu sync.Mutex // one save at a time
 
 	Stats Stats
 	wg    sync.WaitGroup
 }
-
-// worker is a running subscription; again asks it to look once more
-// before it ends (a wake arrived while it was finishing).
-type worker struct{ again bool }
 
 // Stats are the deliverer's counters and gauges, for the metrics.
 type Stats struct {
@@ -167,6 +209,9 @@ func New(st Store, cfg Config) *Deliverer {
 	if cfg.Scan <= 0 {
 		cfg.Scan = DefaultScan
 	}
+	if cfg.Save <= 0 {
+		cfg.Save = DefaultSave
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -177,38 +222,65 @@ func New(st Store, cfg Config) *Deliverer {
 		cfg.Owner = models.NewID("inst")
 	}
 	return &Deliverer{
-		st: st, cfg: cfg, client: newClient(cfg.Policy, cfg.ConnectTimeout),
-		wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.Workers),
-		running: map[string]*worker{},
+		st: st, cfg: cfg, client: newClient(cfg.Policy, cfg.ConnectTimeout, cfg.Workers),
+		wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.Workers), saveNow: make(chan struct{}, 1),
+		renewWithin: cfg.Timeout + (cfg.Lease-cfg.Timeout)/2,
+		running:     map[string]*sub{}, tails: map[string]*tail{},
 	}
 }
 
 // Owner is the name of this instance in lease rows.
 func (d *Deliverer) Owner() string { return d.cfg.Owner }
 
-// Publish is the relay sink: new events were committed, look for
-// subscriptions to deliver. It never blocks.
-func (d *Deliverer) Publish(string, []models.Event) { d.Wake() }
+// Publish is the relay sink: the tenant's events were committed (in seq
+// order, without gaps). They join the tenant's tail if a worker of the
+// tenant runs here, and a scan looks for subscriptions to start. It never
+// blocks.
+func (d *Deliverer) Publish(tenantID string, evs []models.Event) {
+	d.mu.Lock()
+	t := d.tails[tenantID]
+	d.mu.Unlock()
+	if t != nil {
+		t.add(evs)
+	}
+	d.wakeScan()
+}
 
-// Wake asks for a scan soon. It never blocks.
+// Wake says that subscriptions changed (created, updated, rotated,
+// replayed, deleted): running workers read theirs again before their next
+// request, and a scan runs soon. It never blocks.
 func (d *Deliverer) Wake() {
+	d.mu.Lock()
+	for _, s := range d.running {
+		s.stale.Store(true)
+	}
+	d.mu.Unlock()
+	d.notice.fire()
+	d.wakeScan()
+}
+
+func (d *Deliverer) wakeScan() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Run scans for due subscriptions on every wake, at the earliest retry
-// time, and every Scan period, starting a worker for each it can lease,
-// until ctx ends; then it waits for the workers, which release their
-// leases.
+// Run scans for due subscriptions on every wake (at most once per
+// scanGap), at the earliest retry time, and every Scan period, starting a
+// worker for each it can lease, and saves the workers' progress every
+// Save period, until ctx ends; then it waits for the workers, which save
+// their last progress and release their leases.
 func (d *Deliverer) Run(ctx context.Context) {
+	saving := make(chan struct{})
+	go func() { defer close(saving); d.saveLoop(ctx) }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			d.wg.Wait()
+			<-saving
 			return
 		case <-d.wake:
 		case <-timer.C:
@@ -224,7 +296,24 @@ func (d *Deliverer) Run(ctx context.Context) {
 		// Coalesce a burst of wakes (one per commit) into one scan.
 		select {
 		case <-ctx.Done():
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(scanGap):
+		}
+	}
+}
+
+// saveLoop saves every Save period, and sooner when a worker asks.
+func (d *Deliverer) saveLoop(ctx context.Context) {
+	tick := time.NewTicker(d.cfg.Save)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-d.saveNow:
+		}
+		if err := d.save(ctx, nil); err != nil && ctx.Err() == nil {
+			d.cfg.Logger.Warn("webhooks: saving delivery progress failed; will retry", "err", err)
 		}
 	}
 }
@@ -243,6 +332,8 @@ func (d *Deliverer) scan(ctx context.Context) time.Duration {
 	nowMS := now.UnixMilli()
 	next := d.cfg.Scan
 	var retrying, maxLag int64
+	var due []store.PendingWebhook
+	starved := false
 	for _, p := range pending {
 		maxLag = max(maxLag, p.Head-p.Cursor)
 		if p.Failures > 0 {
@@ -257,192 +348,215 @@ func (d *Deliverer) scan(ctx context.Context) time.Duration {
 			continue // another instance's
 		}
 		d.mu.Lock()
-		if w, ok := d.running[p.ID]; ok {
-			w.again = true
-			d.mu.Unlock()
-			continue
-		}
+		_, ok := d.running[p.ID]
 		d.mu.Unlock()
+		if ok {
+			continue // its worker goes on; a finishing one wakes the scan
+		}
 		select {
 		case d.slots <- struct{}{}:
+			due = append(due, p)
 		default:
-			continue // every worker busy: a finishing one wakes the scan
+			starved = true // every worker busy: a finishing one wakes the scan
 		}
-		ok, err := d.st.AcquireWebhook(ctx, p.ID, d.cfg.Owner, nowMS, now.Add(d.cfg.Lease).UnixMilli())
-		if err != nil || !ok {
-			<-d.slots
-			continue
-		}
-		d.mu.Lock()
-		d.running[p.ID] = &worker{}
-		d.mu.Unlock()
-		d.Stats.Active.Add(1)
-		d.wg.Add(1)
-		go d.work(ctx, p.ID, p.TenantID)
+	}
+	if d.starved.Swap(starved) != starved && starved {
+		d.notice.fire()
 	}
 	d.Stats.Pending.Store(int64(len(pending)))
 	d.Stats.Retrying.Store(retrying)
 	d.Stats.MaxLag.Store(maxLag)
+	if len(due) == 0 {
+		return max(next, time.Millisecond)
+	}
+	ids := make([]string, len(due))
+	for i, p := range due {
+		ids[i] = p.ID
+	}
+	until := now.Add(d.cfg.Lease)
+	got, err := d.st.AcquireWebhooks(ctx, ids, d.cfg.Owner, nowMS, until.UnixMilli())
+	if err != nil && ctx.Err() == nil {
+		d.cfg.Logger.Warn("webhooks: acquiring leases failed", "err", err)
+	}
+	leased := make(map[string]bool, len(got))
+	for _, id := range got {
+		leased[id] = true
+	}
+	for _, p := range due {
+		if !leased[p.ID] {
+			<-d.slots
+			continue
+		}
+		s := &sub{id: p.ID, tenantID: p.TenantID, leaseUntil: until}
+		d.mu.Lock()
+		d.running[p.ID] = s
+		t := d.tails[p.TenantID]
+		if t == nil {
+			t = &tail{}
+			d.tails[p.TenantID] = t
+		}
+		t.users++
+		d.mu.Unlock()
+		d.Stats.Active.Add(1)
+		d.wg.Add(1)
+		go d.work(ctx, s, t)
+	}
 	return max(next, time.Millisecond)
 }
 
-// work delivers one subscription while it has events, holds the lease and
-// ctx lasts, then releases the lease.
-func (d *Deliverer) work(ctx context.Context, id, tenantID string) {
-	defer d.wg.Done()
-	start := time.Now()
-	for {
-		more, err := d.deliverBatch(ctx, id, tenantID)
-		if err != nil && !errors.Is(err, store.ErrLeaseLost) && ctx.Err() == nil {
-			d.cfg.Logger.Warn("webhooks: delivery stopped; will retry", "webhook", id, "err", err)
-		}
-		if err == nil && more && ctx.Err() == nil && time.Since(start) < turn {
-			continue
-		}
-		d.mu.Lock()
-		w := d.running[id]
-		if err == nil && !more && w.again && ctx.Err() == nil && time.Since(start) < turn {
-			w.again = false
-			d.mu.Unlock()
-			continue
-		}
-		delete(d.running, id)
-		d.mu.Unlock()
-		break
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	_ = d.st.ReleaseWebhook(rctx, id, d.cfg.Owner)
-	cancel()
-	d.Stats.Active.Add(-1)
-	<-d.slots
-	d.Wake()
+// save writes, in one transaction, the progress of the running
+// subscriptions (only's, when not nil; else every one) that have some or
+// whose lease needs renewing, and hands each worker its result. It returns
+// the transaction's error (each worker then keeps its progress for the
+// next save, and stops sending when its lease runs short).
+func (d *Deliverer) save(ctx context.Context, only *sub) error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	return d.saveLocked(ctx, only)
 }
 
-// deliverBatch reads the subscription (under its lease) and the next
-// events after its cursor, and delivers them one by one. more reports
-// that it may have more to do; an error or a failed attempt ends the turn.
-func (d *Deliverer) deliverBatch(ctx context.Context, id, tenantID string) (more bool, err error) {
-	wh, err := d.st.LeasedWebhook(ctx, id, d.cfg.Owner)
-	if err != nil {
-		return false, err
-	}
-	h, err := d.st.LogHead(ctx, tenantID)
-	if err != nil {
-		return false, err
-	}
-	if wh.Cursor >= h.Seq {
-		return false, nil
-	}
-	if wh.Cursor < h.PrunedThrough {
-		// The events after the cursor were pruned before delivery (a
-		// subscription stalled longer than the retention): skip them,
-		// recorded, rather than stop forever.
-		err := d.st.SkipPrunedWebhook(ctx, store.Attempt{
-			WebhookID: id, TenantID: tenantID, Owner: d.cfg.Owner, From: wh.Cursor, To: h.PrunedThrough,
-			LeaseUntilMS: d.cfg.Now().Add(d.cfg.Lease).UnixMilli(),
-			Delivery: models.WebhookDelivery{At: d.cfg.Now().UTC(), FirstSeq: wh.Cursor + 1, LastSeq: h.PrunedThrough,
-				Error: fmt.Sprintf("events %d to %d were pruned before delivery", wh.Cursor+1, h.PrunedThrough)},
-		})
-		d.Stats.add("skipped")
-		return err == nil, err
-	}
-	topics, err := models.ParseTopics(wh.Topics)
-	if err != nil {
-		return false, err
-	}
-	evs, err := d.st.ReadEvents(ctx, models.EventQuery{TenantID: tenantID, After: wh.Cursor, Until: h.Seq, Limit: batch, Topics: topics})
-	if err != nil {
-		return false, err
-	}
-	// What the topics do not see up to here is passed over with the last
-	// delivery (or alone, when nothing in range is visible).
-	until := h.Seq
-	if len(evs) == batch {
-		until = evs[len(evs)-1].Seq
-	}
-	keys, err := signingKeys(wh, d.cfg.Now())
-	if err != nil {
-		return false, err
-	}
-	from := wh.Cursor
-	if len(evs) == 0 {
-		err := d.st.RecordAttempt(ctx, store.Attempt{WebhookID: id, TenantID: tenantID, Owner: d.cfg.Owner, From: from, OK: true, To: until,
-			LeaseUntilMS: d.cfg.Now().Add(d.cfg.Lease).UnixMilli(),
-			Delivery:     models.WebhookDelivery{LastSeq: until}})
-		return true, err
-	}
-	for i := range evs {
-		e := &evs[i]
-		to := e.Seq
-		if i == len(evs)-1 {
-			to = until
-		}
-		ok, err := d.attempt(ctx, wh, keys, e, from, to)
-		if err != nil || !ok {
-			return false, err
-		}
-		from = to
-	}
-	return true, nil
-}
-
-// signingKeys returns the HMAC keys that sign: the current secret's, and a
-// rotated-out secret's until its overlap ends.
-func signingKeys(wh *models.Webhook, now time.Time) ([][]byte, error) {
-	k, err := models.WebhookKey(wh.Secret)
-	if err != nil {
-		return nil, fmt.Errorf("webhooks: secret of %s: %w", wh.ID, err)
-	}
-	keys := [][]byte{k}
-	if wh.PreviousSecret != "" && wh.PreviousUntil != nil && wh.PreviousUntil.After(now) {
-		if k, err := models.WebhookKey(wh.PreviousSecret); err == nil {
-			keys = append(keys, k)
-		}
-	}
-	return keys, nil
-}
-
-// attempt sends one event and records the outcome. ok reports a 2xx (the
-// cursor moved to "to").
-func (d *Deliverer) attempt(ctx context.Context, wh *models.Webhook, keys [][]byte, e *models.Event, from, to int64) (ok bool, err error) {
-	body, err := json.Marshal(e)
-	if err != nil {
-		return false, fmt.Errorf("webhooks: encode event %d: %w", e.Seq, err)
-	}
-	msgID := models.WebhookMessageID(wh.ID, e.Seq)
-	start := time.Now()
-	status, result, errText := d.send(ctx, wh.URL, keys, msgID, body)
-	if ctx.Err() != nil {
-		return false, ctx.Err() // shutting down: nothing to record, the event goes out again
-	}
+// saveLocked is save with saveMu held.
+func (d *Deliverer) saveLocked(ctx context.Context, only *sub) error {
 	now := d.cfg.Now()
-	at := store.Attempt{
-		WebhookID: wh.ID, TenantID: wh.TenantID, Owner: d.cfg.Owner, From: from, To: to,
-		Delivery: models.WebhookDelivery{At: now.UTC(), FirstSeq: e.Seq, LastSeq: e.Seq, Status: status, Result: result,
-			LatencyMS: time.Since(start).Milliseconds(), Error: errText},
-	}
-	d.Stats.add(result)
-	if result == "success" {
-		at.OK = true
-		at.LeaseUntilMS = now.Add(d.cfg.Lease).UnixMilli()
-		if err := d.st.RecordAttempt(ctx, at); err != nil {
-			return false, err
+	subs := []*sub{only}
+	if only == nil {
+		d.mu.Lock()
+		subs = make([]*sub, 0, len(d.running))
+		for _, s := range d.running {
+			subs = append(subs, s)
 		}
-		if d.Stats.Latency != nil {
-			d.Stats.Latency(now.Sub(e.At).Seconds())
-		}
-		return true, nil
+		d.mu.Unlock()
 	}
-	failures := wh.Failures + 1
-	at.NextAttemptMS = now.Add(models.WebhookBackoff(failures, d.cfg.BackoffMin, d.cfg.BackoffMax)).UnixMilli()
+	var ps []store.WebhookProgress
+	var of []*sub
+	var runs []run
+	for _, s := range subs {
+		s.mu.Lock()
+		if !s.done && !s.lost && (s.acked > s.saved || s.release || s.leaseUntil.Sub(now) < d.renewWithin) {
+			p := store.WebhookProgress{WebhookID: s.id, TenantID: s.tenantID, From: s.saved, To: s.acked, Deliveries: s.oks.record()}
+			if !s.release {
+				p.LeaseUntilMS = now.Add(d.cfg.Lease).UnixMilli()
+			}
+			ps, of, runs = append(ps, p), append(of, s), append(runs, s.oks)
+			s.oks = run{}
+		}
+		s.mu.Unlock()
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	res, err := d.st.SaveWebhookProgress(ctx, d.cfg.Owner, ps)
+	if err != nil {
+		for i, s := range of {
+			s.mu.Lock()
+			s.oks = runs[i].then(s.oks) // for the next save
+			s.mu.Unlock()
+		}
+		return err
+	}
+	for i, s := range of {
+		s.mu.Lock()
+		switch {
+		case res[i].Lost:
+			s.lost = true
+		default:
+			s.saved = ps[i].To
+			s.leaseUntil = time.UnixMilli(ps[i].LeaseUntilMS)
+			s.done = ps[i].LeaseUntilMS == 0
+			if res[i].Version != s.version {
+				s.version = res[i].Version
+				s.stale.Store(true)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// sub is a subscription a worker of this instance delivers: its progress
+// since the last save, shared by the worker and save.
+type sub struct {
+	id, tenantID string
+	stale        atomic.Bool // read the subscription again before the next request
+
+	mu         sync.Mutex
+	saved      int64     // the cursor in the database, as this instance wrote or read it
+	acked      int64     // the last seq answered with a 2xx or passed over (≥ saved)
+	oks        run       // the successes after saved (and not being saved)
+	version    int64     // the subscription's version as last read or saved
+	leaseUntil time.Time // the lease as last written
+	lost       bool      // nothing to save: the row moved under us (replay, disable, delete, another's lease)
+	release    bool      // the worker stops: the next save releases the lease
+	done       bool      // the lease is released: nothing more to save
+}
+
+// run sums up consecutive successes of a subscription for its delivery
+// record.
+type run struct {
+	n           int
+	first, last int64 // seqs
+	status      int   // the last one's
+	at          time.Time
+	slowest     time.Duration
+}
+
+// add counts one more success.
+func (r *run) add(seq int64, status int, latency time.Duration, at time.Time) {
+	if r.n == 0 {
+		r.first = seq
+	}
+	r.n++
+	r.last, r.status, r.at = seq, status, at
+	r.slowest = max(r.slowest, latency)
+}
+
+// then returns r followed by later.
+func (r run) then(later run) run {
 	switch {
-	case status == http.StatusGone:
-		at.Disable = "the receiver answered 410 Gone"
-	case failures >= d.cfg.MaxFailures:
-		at.Disable = fmt.Sprintf("%d consecutive failed deliveries (last: %s)", failures, short(errText, 120))
+	case r.n == 0:
+		return later
+	case later.n == 0:
+		return r
 	}
-	wh.Failures = failures
-	return false, d.st.RecordAttempt(ctx, at)
+	later.n += r.n
+	later.first = r.first
+	later.slowest = max(later.slowest, r.slowest)
+	return later
+}
+
+// record returns the delivery record of the run: first_seq..last_seq
+// (every event of the topics in that range delivered, one request each),
+// the last status and time, the slowest latency. None for an empty run.
+func (r run) record() []models.WebhookDelivery {
+	if r.n == 0 {
+		return nil
+	}
+	return []models.WebhookDelivery{{At: r.at.UTC(), FirstSeq: r.first, LastSeq: r.last, Status: r.status,
+		Result: "success", LatencyMS: r.slowest.Milliseconds()}}
+}
+
+// signal is a broadcast: wait returns a channel that the next fire closes.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (g *signal) wait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	return g.ch
+}
+
+func (g *signal) fire() {
+	g.mu.Lock()
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
+	g.mu.Unlock()
 }
 
 // send POSTs one signed message and classifies the outcome. It never

@@ -4,12 +4,15 @@
 // request, strictly in seq order per subscription, at least once.
 //
 // It is a reader of the log beside sse and polling: it keeps its own cursor
-// per subscription in the database (advanced only after a 2xx, in the
-// transaction that records the attempt), is woken by the relay's dispatch
-// (a Sink that never blocks) and by a periodic scan, and runs each
-// subscription in its own goroutine under a lease row, so a slow or failing
-// endpoint delays nothing else, and with several instances on one database
-// exactly one delivers a subscription at a time.
+// per subscription in the database (advanced only after a 2xx; the
+// successes of every subscription an instance delivers are saved together,
+// every Config.Save, so a crash sends the last ones again with the same
+// webhook-id), takes the events from the relay's dispatch (a Sink that
+// never blocks) through a tail in memory per tenant, and is woken by it and
+// by a periodic scan. It runs each subscription in its own goroutine under
+// a lease row, so a slow or failing endpoint delays nothing else, and with
+// several instances on one database exactly one delivers a subscription at
+// a time.
 package webhooks
 
 import (
