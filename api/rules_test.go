@@ -772,7 +772,7 @@ func TestDeltaAlwaysCarriesDeleted(t *testing.T) {
 func TestCheckInOnItsDay(t *testing.T) {
 	s := apptest.Start(t)
 	c := newClinic(t, s, "checkin-day")
-	tomorrow := time.Now().UTC().Truncate(time.Minute).Add(25 * time.Hour)
+	tomorrow := time.Now().UTC().Truncate(time.Minute).Add(27 * time.Hour) // another day, beyond CheckInWindow
 	a := c.create(t, "appointments", c.book(c.patient, c.doctor, tomorrow, 20))
 	before := counts(t, s)
 	expectConflict(t, c.refused(t, 409, "PATCH", "/api/v1/appointments/"+id(a), map[string]any{"status": "checked_in"}), "status", id(a))

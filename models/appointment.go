@@ -201,16 +201,21 @@ func (a *Appointment) Validate() error {
 	return v.Err()
 }
 
-// CheckInDay refuses (ECONFLICT naming status) checking the appointment in
-// on a day other than its own: today is the clinic's date (YYYY-MM-DD) and
-// loc its time zone (CLINIC_TIMEZONE). Checking in queues the patient for
+// CheckInWindow is how near its start an appointment of another day may be
+// checked in: a patient who arrives at 23:50 for 00:10 is not sent away.
+const CheckInWindow = 3 * time.Hour
+
+// CheckIn refuses (ECONFLICT naming status) checking the appointment in at
+// now unless it is on the clinic's day of now (in loc, CLINIC_TIMEZONE) or
+// starts within CheckInWindow of now. Checking in queues the patient for
 // today, so next week's appointment checked in today would put the patient
 // in today's queue and leave next week's slot looking kept.
-func (a *Appointment) CheckInDay(today string, loc *time.Location) error {
-	if day := a.StartsAt.In(loc).Format(time.DateOnly); day != today {
-		return Conflict("status", "appointment "+a.ID+" is on "+day+", not today ("+today+"); check it in on its day, or reschedule it first", a.ID)
+func (a *Appointment) CheckIn(now time.Time, loc *time.Location) error {
+	today, day := now.In(loc).Format(time.DateOnly), a.StartsAt.In(loc).Format(time.DateOnly)
+	if d := a.StartsAt.Sub(now); day == today || (d <= CheckInWindow && d >= -CheckInWindow) {
+		return nil
 	}
-	return nil
+	return Conflict("status", "appointment "+a.ID+" is on "+day+", not today ("+today+"); check it in on its day (or within 3 hours of its start), or reschedule it first", a.ID)
 }
 
 // Transition moves the appointment to status to, or answers ECONFLICT.

@@ -621,22 +621,18 @@ bookForm.time.addEventListener('input', () => { clearBookError(); markSlot(); })
 
 // Free times: the chosen doctor's appointments of the day, read from the
 // server, give the starts (every 5 minutes, 08:00–18:00 in this browser's
-// time) where a slot of the chosen length is free. The API's 409 stays the
-// judge: this is a hint.
+// time) where a slot of the chosen length is free. When the day has none
+// left (late in the day, or fully booked), the next day with free times
+// (within a week) is offered instead: picking one of its times moves the
+// date too. The API's 409 stays the judge: this is a hint.
 let slotSeq = 0;
-async function refreshSlots() {
-  const box = bookForm.querySelector('[data-slots]');
-  const slotsLabel = bookForm.querySelector('[data-slots-label]');
-  const doctorId = bookForm.doctor.value;
-  const date = bookForm.date.value;
-  const len = Number(bookForm.minutes.value) || 20;
-  if (!doctorId || !/^\d{4}-\d{2}-\d{2}$/.test(date)) { box.innerHTML = ''; slotsLabel.textContent = 'Free times'; return; }
-  const seq = ++slotSeq;
+
+/** freeTimes returns the free starts (ms) of a doctor's day, or null if the read failed. */
+async function freeTimes(doctorId, date, len) {
   let busy;
   try {
     busy = (await listAll(`/api/v1/appointments?doctor_id=${encodeURIComponent(doctorId)}&date=${date}`)).items;
-  } catch { return; }
-  if (seq !== slotSeq) return;
+  } catch { return null; }
   busy = busy.filter((a) => ['scheduled', 'checked_in', 'in_consultation'].includes(a.status) && a.id !== editing?.id)
     .map((a) => [Date.parse(a.starts_at), Date.parse(a.ends_at)]);
   const free = [];
@@ -651,22 +647,53 @@ async function refreshSlots() {
     if (new Date(t).getMinutes() % Math.min(len, 15) !== 0 && !busy.some(([, e]) => e === t)) continue;
     free.push(t);
   }
+  return free;
+}
+
+async function refreshSlots() {
+  const box = bookForm.querySelector('[data-slots]');
+  const slotsLabel = bookForm.querySelector('[data-slots-label]');
+  const doctorId = bookForm.doctor.value;
+  const date = bookForm.date.value;
+  const len = Number(bookForm.minutes.value) || 20;
+  if (!doctorId || !/^\d{4}-\d{2}-\d{2}$/.test(date)) { box.innerHTML = ''; slotsLabel.textContent = 'Free times'; return; }
+  const seq = ++slotSeq;
+  let free = await freeTimes(doctorId, date, len);
+  if (free === null || seq !== slotSeq) return;
   const doc = doctors.get(doctorId)?.name || 'the doctor';
-  slotsLabel.textContent = free.length
-    ? `Free times with ${doc} (${MIN.format(len)}), ${SHORT_DAY.format(dayDate(date))}`
-    : `No free ${MIN.format(len)} time with ${doc} on ${SHORT_DAY.format(dayDate(date))} between ${TIME.format(new Date(open))} and ${TIME.format(new Date(close))}.`;
-  patch(box, free.map((t) => `<button class="btn btn--sm slot" type="button" data-key="${t}" data-slot="${hhmm(new Date(t))}" aria-pressed="false">${esc(TIME.format(new Date(t)))}</button>`).join(''));
+  let day = date;
+  if (!free.length) {
+    for (let i = 1; i <= 7 && !free.length; i++) {
+      day = localDay(dayDate(date).getTime() + i * 86400000);
+      free = await freeTimes(doctorId, day, len);
+      if (free === null || seq !== slotSeq) return;
+    }
+  }
+  const none = `No free ${MIN.format(len)} time with ${doc} on ${SHORT_DAY.format(dayDate(date))} between 8:00 and 18:00`;
+  slotsLabel.textContent = !free.length
+    ? `${none}, nor in the week after.`
+    : day === date
+      ? `Free times with ${doc} (${MIN.format(len)}), ${SHORT_DAY.format(dayDate(date))}`
+      : `${none}. The next free times, on ${SHORT_DAY.format(dayDate(day))}:`;
+  patch(box, free.map((t) => `<button class="btn btn--sm slot" type="button" data-key="${day}-${t}" data-slot="${hhmm(new Date(t))}" data-day="${day}"
+    aria-pressed="false" aria-label="${esc(`${SHORT_DAY.format(dayDate(day))}, ${TIME.format(new Date(t))}`)}">${esc(TIME.format(new Date(t)))}</button>`).join(''));
   markSlot();
 }
 
 function markSlot() {
-  for (const b of bookForm.querySelectorAll('[data-slot]')) b.setAttribute('aria-pressed', String(b.dataset.slot === bookForm.time.value));
+  for (const b of bookForm.querySelectorAll('[data-slot]')) {
+    b.setAttribute('aria-pressed', String(b.dataset.slot === bookForm.time.value && b.dataset.day === bookForm.date.value));
+  }
 }
 
 bookForm.querySelector('[data-slots]').addEventListener('click', (e) => {
   const b = e.target.closest('[data-slot]');
   if (!b) return;
   bookForm.time.value = b.dataset.slot;
+  if (b.dataset.day && b.dataset.day !== bookForm.date.value) {
+    bookForm.date.value = b.dataset.day; // a time of the next free day: that day's times now
+    refreshSlots();
+  }
   clearBookError();
   markSlot();
 });

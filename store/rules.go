@@ -293,7 +293,7 @@ func (w *writer) createQueueEntry(q *models.QueueEntry) error {
 		if a.PatientID != q.PatientID || a.DoctorID != q.DoctorID {
 			return models.Invalid("appointment_id", "is for another patient or doctor")
 		}
-		if err := a.CheckInDay(w.s.now().In(w.s.loc).Format(time.DateOnly), w.s.loc); err != nil {
+		if err := a.CheckIn(w.s.now(), w.s.loc); err != nil {
 			return err
 		}
 		if err := a.Transition(models.AppointmentCheckedIn); err != nil {
@@ -523,7 +523,7 @@ func (w *writer) update(rec models.Record, update any) error {
 			}
 		}
 		if r.Status == models.AppointmentCheckedIn && from != r.Status {
-			if err := r.CheckInDay(w.s.now().In(w.s.loc).Format(time.DateOnly), w.s.loc); err != nil {
+			if err := r.CheckIn(w.s.now(), w.s.loc); err != nil {
 				return err
 			}
 			d, err := w.doctor(r.DoctorID)

@@ -198,7 +198,7 @@ test('keyboard only: book and call; queue changes are announced to screen reader
   await p.keyboard.press('Enter');
   await p.locator('#book-form [data-picked-name]', { hasText: 'Kwame Mensah' }).waitFor();
   const tabTo = async (test, what) => {
-    for (let i = 0; i < 15; i++) {
+    for (let i = 0; i < 40; i++) { // a day offers up to 24 free times
       if (await p.evaluate(test)) return;
       await p.keyboard.press('Tab');
     }
@@ -285,4 +285,33 @@ test('dates, times and numbers follow the browser\'s locale (Intl)', async (t) =
     await de.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a fully booked day offers the next day with free times, and picking one moves the date', async (t) => {
+  if (!need(t, CHROMIUM, 'chromium')) return;
+  const p = await page();
+  const A = data.doctors[0];
+  // Three days ahead (earlier tests book the next free days), 08:00–18:00
+  // in this machine's (and the browser's) time zone: one appointment fills
+  // the doctor's day.
+  const d = new Date(); d.setDate(d.getDate() + 3);
+  const at = (h) => new Date(d.getFullYear(), d.getMonth(), d.getDate(), h).toISOString();
+  const z = (n) => String(n).padStart(2, '0');
+  const full = `${d.getFullYear()}-${z(d.getMonth() + 1)}-${z(d.getDate())}`;
+  await server.api('POST', '/api/v1/appointments', { patient_id: data.patients[5].id, doctor_id: A.id, starts_at: at(8), ends_at: at(18), reason: 'day surgery' });
+  await openBooking(p, 'nadia', 'Nadia Haddad');
+  await p.selectOption('#book-form [name=doctor]', A.id);
+  await p.fill('#book-form [name=date]', full);
+  await until('the next day\'s free times', async () => {
+    const day = await p.locator('#book-form [data-slot]').first().getAttribute('data-day').catch(() => null);
+    return day && day > full;
+  });
+  const first = p.locator('#book-form [data-slot]').first();
+  const day = await first.getAttribute('data-day');
+  assert.match(await p.locator('[data-slots-label]').innerText(), /No free .* The next free times, on/);
+  await first.click();
+  assert.equal(await p.locator('#book-form [name=date]').inputValue(), day, 'picking a time of the next day moves the date');
+  assert.equal(await p.locator('#book-form [name=time]').inputValue(), await first.getAttribute('data-slot'));
+  await until('that day\'s times, the picked one pressed', async () => (await p.locator('#book-form [data-slot][aria-pressed="true"]').count()) === 1);
+  await p.keyboard.press('Escape');
 });
