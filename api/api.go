@@ -200,11 +200,7 @@ func (h *Handler) patch(r *models.Resource) echo.HandlerFunc {
 		if err := denyDisplay(c); err != nil {
 			return err
 		}
-		ifMatch, err := parseIfMatch(c)
-		if err != nil {
-			return err
-		}
-		body, err := ReadBody(c.Request())
+		ifMatch, body, err := preconditions(c)
 		if err != nil {
 			return err
 		}
@@ -300,6 +296,16 @@ func idempotent(c echo.Context, body []byte) (context.Context, error) {
 	}
 	sum := sha256.Sum256(append([]byte(c.Request().Method+" "+c.Path()+" "+c.Param("id")+"\n"), body...))
 	return models.NewContextWithIdempotencyKey(ctx, models.IdempotencyKey{Key: key, Hash: hex.EncodeToString(sum[:])}), nil
+}
+
+// preconditions reads what a PATCH or DELETE starts with: its If-Match
+// (parseIfMatch) and its body (ReadBody, bounded).
+func preconditions(c echo.Context) (ifMatch int64, body []byte, err error) {
+	if ifMatch, err = parseIfMatch(c); err != nil {
+		return 0, nil, err
+	}
+	body, err = ReadBody(c.Request())
+	return ifMatch, body, err
 }
 
 // parseIfMatch reads If-Match: "<version>" (RFC 9110 §13.1.1). The quotes

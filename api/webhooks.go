@@ -57,6 +57,13 @@ func (h *Webhooks) now() time.Time {
 	return time.Now()
 }
 
+// answer writes the subscription with its ETag; secret says whether its
+// secret is shown (create and rotate only).
+func (h *Webhooks) answer(c echo.Context, status int, wh *models.Webhook, secret bool) error {
+	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
+	return c.JSON(status, wh.View(secret, h.now()))
+}
+
 func (h *Webhooks) wake() {
 	if h.Wake != nil {
 		h.Wake()
@@ -129,8 +136,7 @@ func (h *Webhooks) create(c echo.Context) error {
 	}
 	h.wake()
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/webhooks/"+wh.ID)
-	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
-	return c.JSON(http.StatusCreated, wh.View(true, h.now()))
+	return h.answer(c, http.StatusCreated, wh, true)
 }
 
 func (h *Webhooks) get(c echo.Context) error {
@@ -141,19 +147,14 @@ func (h *Webhooks) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
-	return c.JSON(http.StatusOK, wh.View(false, h.now()))
+	return h.answer(c, http.StatusOK, wh, false)
 }
 
 func (h *Webhooks) patch(c echo.Context) error {
 	if err := params(c); err != nil {
 		return err
 	}
-	ifMatch, err := parseIfMatch(c)
-	if err != nil {
-		return err
-	}
-	body, err := ReadBody(c.Request())
+	ifMatch, body, err := preconditions(c)
 	if err != nil {
 		return err
 	}
@@ -202,19 +203,14 @@ func (h *Webhooks) patch(c echo.Context) error {
 		return err
 	}
 	h.wake()
-	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
-	return c.JSON(http.StatusOK, wh.View(false, h.now()))
+	return h.answer(c, http.StatusOK, wh, false)
 }
 
 func (h *Webhooks) delete(c echo.Context) error {
 	if err := params(c); err != nil {
 		return err
 	}
-	ifMatch, err := parseIfMatch(c)
-	if err != nil {
-		return err
-	}
-	body, err := ReadBody(c.Request())
+	ifMatch, body, err := preconditions(c)
 	if err != nil {
 		return err
 	}
@@ -253,8 +249,7 @@ func (h *Webhooks) rotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
-	return c.JSON(http.StatusOK, wh.View(true, h.now()))
+	return h.answer(c, http.StatusOK, wh, true)
 }
 
 // emptyBody refuses a body on an action that takes none; it returns the

@@ -8,47 +8,21 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clinicpulse/clinicpulse/internal/apptest"
+	"github.com/clinicpulse/clinicpulse/internal/nodetest"
 	"github.com/clinicpulse/clinicpulse/models"
 )
 
 const esDir = "testdata/eventsource"
 
-// requireNodeClient makes sure node and the locked npm packages are there:
-// it runs `npm ci` when node_modules is missing. Without node or npm the
-// test is skipped, except under CI=true, where it fails.
+// requireNodeClient readies node and the locked npm packages (nodetest.Require).
 func requireNodeClient(t *testing.T) string {
 	t.Helper()
-	missing := func(format string, a ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format+" (CI=true: the eventsource client test must run)", a...)
-		}
-		t.Skipf(format, a...)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not installed")
-	}
-	if _, err := os.Stat(filepath.Join(esDir, "node_modules", "eventsource", "package.json")); err != nil {
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			missing("npm is not installed")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = esDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			missing("npm ci in %s: %v\n%s", esDir, err, out)
-		}
-	}
-	return node
+	return nodetest.Require(t, esDir, "eventsource", "eventsource client test")
 }
 
 // TestEventSourceClient: a client we did not write, the npm eventsource

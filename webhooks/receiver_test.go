@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,41 +16,16 @@ import (
 
 	"github.com/clinicpulse/clinicpulse/internal/app"
 	"github.com/clinicpulse/clinicpulse/internal/apptest"
+	"github.com/clinicpulse/clinicpulse/internal/nodetest"
 	"github.com/clinicpulse/clinicpulse/models"
 )
 
 const receiverDir = "testdata/receiver"
 
-// requireNode makes sure node and the locked npm packages are there: it
-// runs `npm ci` when node_modules is missing. Without node or npm the test
-// is skipped, except under CI=true, where it fails.
+// requireNode readies node and the locked npm packages (nodetest.Require).
 func requireNode(t *testing.T) string {
 	t.Helper()
-	missing := func(format string, a ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format+" (CI=true: the webhook receiver test must run)", a...)
-		}
-		t.Skipf(format, a...)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not installed")
-	}
-	if _, err := os.Stat(filepath.Join(receiverDir, "node_modules", "standardwebhooks", "package.json")); err != nil {
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			missing("npm is not installed")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = receiverDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			missing("npm ci in %s: %v\n%s", receiverDir, err, out)
-		}
-	}
-	return node
+	return nodetest.Require(t, receiverDir, "standardwebhooks", "webhook receiver test")
 }
 
 // line is one report of the receiver.
