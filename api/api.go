@@ -37,9 +37,10 @@ type Consistency interface {
 	AwaitDispatched(ctx context.Context, tenantID string, seq int64) error
 }
 
-// CursorHeader tells a writer its position in the change log: the seq of
-// its write's last event (for a replayed Idempotency-Key, the log's head
-// at the replay). Reads at a cursor at or after it reflect the write.
+// CursorHeader tells a writer its position in the change log: the cursor
+// of its write's last event, "<seq>.<tag>" (models.Position; for a
+// replayed Idempotency-Key, the log's head at the replay). Reads at a
+// cursor at or after it reflect the write.
 const CursorHeader = "X-Cursor"
 
 // Handler serves the seven resources and the queue board.
@@ -263,7 +264,7 @@ func (h *Handler) settle(c echo.Context, pos *models.WritePosition) {
 	if pos.Seq <= 0 {
 		return
 	}
-	c.Response().Header().Set(CursorHeader, strconv.FormatInt(pos.Seq, 10))
+	c.Response().Header().Set(CursorHeader, models.Position{Seq: pos.Seq, Tag: pos.Tag}.String())
 	if h.Consistency != nil {
 		_ = h.Consistency.AwaitDispatched(c.Request().Context(), actor(c).TenantID, pos.Seq)
 	}

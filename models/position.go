@@ -120,6 +120,8 @@ func ParsePosition(name, s string) (Position, error) {
 // events. A read at a cursor ≥ Seq reflects the write.
 type WritePosition struct {
 	Seq int64
+	// Tag is the tag of the event at Seq (EventTag), "" when unknown.
+	Tag string
 }
 
 type writePositionKey struct{}

@@ -73,6 +73,8 @@ type writer struct {
 	// the seq before the write's first event.
 	onSeqs  []func(before int64) error
 	doctors map[string]*models.Doctor // locked in this transaction
+	// lastTag is the tag of the write's last event (finish).
+	lastTag string
 }
 
 // emit records that rec was created, updated or deleted in this transaction.
@@ -122,6 +124,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 		var body json.RawMessage
 		var head int64
 		var appended int
+		var lastTag string
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			w := &writer{s: s, tx: tx, ctx: ctx, actor: actor, now: models.Timestamp(s.now())}
 			if hasIdem {
@@ -141,7 +144,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 					return err
 				}
 			}
-			appended = len(w.changes)
+			appended, lastTag = len(w.changes), w.lastTag
 			if primary != nil {
 				if body, err = json.Marshal(primary); err != nil {
 					return fmt.Errorf("marshal: %w", err)
@@ -161,10 +164,10 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 			if head > 0 && s.commit != nil {
 				s.commit(actor.TenantID, head, appended)
 			}
-			s.report(ctx, actor.TenantID, head)
+			s.report(ctx, actor.TenantID, head, lastTag)
 			return body, nil
 		case errors.As(err, &replay):
-			s.report(ctx, actor.TenantID, 0)
+			s.report(ctx, actor.TenantID, 0, "")
 			return replay.body, nil
 		case hasIdem && errors.Is(err, gorm.ErrDuplicatedKey) && attempt < 3:
 			continue // a concurrent request with the same key won; read its result
@@ -179,7 +182,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) (models
 // seq, or when it appended nothing (a replay of an Idempotency-Key, whose
 // events committed with its key) the tenant's head now. If the head cannot
 // be read, the position stays 0 (unknown): the write itself is committed.
-func (s *Store) report(ctx context.Context, tenantID string, last int64) {
+func (s *Store) report(ctx context.Context, tenantID string, last int64, tag string) {
 	pos, ok := models.WritePositionFromContext(ctx)
 	if !ok {
 		return
@@ -190,8 +193,11 @@ func (s *Store) report(ctx context.Context, tenantID string, last int64) {
 			return
 		}
 		last = h.Seq
+		if p, err := positionAt(s.db.WithContext(ctx), tenantID, last); err == nil {
+			tag = p.Tag
+		}
 	}
-	pos.Seq = last
+	pos.Seq, pos.Tag = last, tag
 }
 
 // retryable reports a Postgres deadlock or serialization failure.
@@ -275,6 +281,10 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_heads.seq + excluded.seq RETU
 		r.Data = string(b)
 		rows = append(rows, r)
 	}
+	// The write's position (X-Cursor) carries the tag of its last event,
+	// as a reader of the log computes it.
+	last := rows[len(rows)-1].event()
+	w.lastTag = models.EventTag(&last)
 	if err := w.tx.CreateInBatches(&rows, 200).Error; err != nil {
 		return 0, fmt.Errorf("append events: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,14 +16,15 @@ import (
 // unlimitedPolls lifts the per-token poll limit: these tests poll in a loop.
 func unlimitedPolls(c *app.Config) { c.Polling.Rate, c.Polling.Burst = 1e9, 1e9 }
 
-// xCursor reads a write's X-Cursor.
+// xCursor reads a write's X-Cursor: a tagged position ("57.k3f9a2q1"),
+// whose seq it returns.
 func xCursor(t *testing.T, what string, r *apptest.Response) int64 {
 	t.Helper()
-	n, err := strconv.ParseInt(r.Header.Get("X-Cursor"), 10, 64)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s: %d, X-Cursor %q", what, r.Status, r.Header.Get("X-Cursor"))
+	p, err := models.ParsePosition("X-Cursor", r.Header.Get("X-Cursor"))
+	if err != nil || p.Seq <= 0 || len(p.Tag) != models.TagLen {
+		t.Fatalf("%s: %d, X-Cursor %q, want a tagged position", what, r.Status, r.Header.Get("X-Cursor"))
 	}
-	return n
+	return p.Seq
 }
 
 // TestReadYourWrites: once a write is answered, every read on the instance
