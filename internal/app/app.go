@@ -224,6 +224,11 @@ func (a *App) newEcho() *echo.Echo {
 	e.Use(middleware.Recover())
 	if len(a.Config.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			// An OPTIONS without Origin is no CORS preflight: the route
+			// table answers it (204 with Allow), as without CORS_ORIGINS.
+			Skipper: func(c echo.Context) bool {
+				return c.Request().Method == http.MethodOptions && c.Request().Header.Get("Origin") == ""
+			},
 			AllowOrigins:  a.Config.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions},
 			AllowHeaders:  []string{"Authorization", "Content-Type", "If-None-Match", "If-Match", "Idempotency-Key", "Last-Event-ID", "X-Tenant-ID"},

@@ -125,3 +125,19 @@ func TestCursorExposedToBrowsers(t *testing.T) {
 		t.Fatalf("Access-Control-Expose-Headers %q", r.Header.Get("Access-Control-Expose-Headers"))
 	}
 }
+
+// TestOptionsWithCORS: with CORS_ORIGINS set, an OPTIONS that is not a CORS
+// preflight (no Origin) is still answered 204 with Allow, as without it
+// (RFC 9110 §9.3.7); a preflight gets the CORS answer.
+func TestOptionsWithCORS(t *testing.T) {
+	origin := "https://desk.example"
+	s := apptest.Start(t, func(c *app.Config) { c.CORSOrigins = []string{origin} })
+	r := s.Do(t, http.MethodOptions, "/api/v1/queue", "", nil)
+	if r.Status != http.StatusNoContent || r.Header.Get("Allow") != "GET, HEAD, POST, OPTIONS" {
+		t.Fatalf("OPTIONS without Origin: %d, Allow %q", r.Status, r.Header.Get("Allow"))
+	}
+	r = s.Do(t, http.MethodOptions, "/api/v1/queue", "", nil, "Origin", origin, "Access-Control-Request-Method", "POST")
+	if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != origin || !strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Fatalf("preflight: %d %v", r.Status, r.Header)
+	}
+}
