@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -603,7 +604,11 @@ func classify(err error) string {
 	return "network"
 }
 
-// describe is a bounded, URL-free description of a transport error.
+// describe is a bounded description of a transport error that names
+// neither the URL nor anything of this server's network: a DNS error says
+// what went wrong, not which resolver answered (its Error() names it, and
+// tenant admins read the deliveries); a dial error keeps only the system
+// call's error ("connection refused"), not the addresses.
 func describe(err error) string {
 	switch classify(err) {
 	case "refused":
@@ -611,13 +616,20 @@ func describe(err error) string {
 	case "timeout":
 		return "timed out"
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return short(op.Op+": "+op.Err.Error(), 200)
-	}
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
+		if dns.IsNotFound {
+			return "dns: no such host"
+		}
 		return short("dns: "+dns.Err, 200)
+	}
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		return short(sys.Syscall+": "+sys.Err.Error(), 200)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op + ": connection failed"
 	}
 	return "connection failed"
 }
