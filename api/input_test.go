@@ -49,6 +49,7 @@ func TestStrictTokenHeaderAndDates(t *testing.T) {
 		{"iat string", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u1","tenant_id":"strict","role":"admin","exp":`+exp+`,"iat":"1"}`), "NumericDate"},
 		{"role twice", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u1","tenant_id":"strict","role":"patient","exp":`+exp+`,"role":"admin"}`), "strict JSON"},
 		{"sub NUL", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u\u0000","tenant_id":"strict","role":"admin","exp":`+exp+`}`), "sub"},
+		{"token over 16 KiB", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"u1","tenant_id":"strict","role":"admin","exp":`+exp+`,"pad":"`+strings.Repeat("x", 17<<10)+`"}`), "16384 bytes"},
 		{"sub right-to-left override", signRaw(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"nimda\u202e","tenant_id":"strict","role":"admin","exp":`+exp+`}`), "sub"},
 	} {
 		for range 2 {

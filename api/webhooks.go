@@ -61,6 +61,10 @@ func (h *Webhooks) now() time.Time {
 // secret is shown (create and rotate only).
 func (h *Webhooks) answer(c echo.Context, status int, wh *models.Webhook, secret bool) error {
 	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(wh.Version, 10)))
+	if secret {
+		// A secret must not stay in a cache (RFC 9111 §5.2.2.5).
+		c.Response().Header().Set("Cache-Control", "no-store")
+	}
 	return c.JSON(status, wh.View(secret, h.now()))
 }
 

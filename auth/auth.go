@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,6 +161,12 @@ func (a *Authenticator) Verify(token string) (models.Actor, error) {
 // the token names a kid the set does not hold. Errors are EUNAUTHORIZED with
 // a detail naming the reason, never the token.
 func (a *Authenticator) VerifyContext(ctx context.Context, token string) (models.Actor, error) {
+	// Bounded before it is parsed or remembered (the verified-token cache
+	// keeps MaxToken × its size at most): identity providers' tokens with
+	// many groups stay under 8 KiB.
+	if len(token) > MaxToken {
+		return models.Actor{}, unauthorized("invalid token: longer than " + strconv.Itoa(MaxToken) + " bytes")
+	}
 	if e, ok := a.verified.get(token, a.cfg.Now()); ok {
 		if e.key == nil || a.stillInSet(ctx, e) {
 			return e.actor, nil
@@ -242,6 +249,9 @@ func (a *Authenticator) stillInSet(ctx context.Context, e verifiedEntry) bool {
 // MaxSubject bounds a token's sub in characters: it is stored as the actor
 // of every event and scopes the caller's idempotency keys.
 const MaxSubject = 255
+
+// MaxToken bounds a token's length in bytes (16 KiB).
+const MaxToken = 16 << 10
 
 // key is the parser's Keyfunc: it runs once the token is decoded, before the
 // signature is checked, and refuses what golang-jwt does not check itself.
