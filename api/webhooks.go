@@ -225,6 +225,7 @@ func (h *Webhooks) delete(c echo.Context) error {
 	if err := h.Store.DeleteWebhook(ctx, c.Param("id"), ifMatch); err != nil {
 		return err
 	}
+	h.wake() // the worker stops at once instead of at its next save
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -253,6 +254,7 @@ func (h *Webhooks) rotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.wake() // the worker signs with the new secret from its next request
 	return h.answer(c, http.StatusOK, wh, true)
 }
 
