@@ -232,3 +232,13 @@ test('A walk-in for a patient already in that doctor\'s queue: 409, the dialog n
   const entries = (await server.api('GET', `/api/v1/queue?patient_id=${pat.id}`)).items;
   assert.equal(entries.length, 1, 'no second entry');
 });
+
+test('a notice over a button never takes its click', async (t) => {
+  if (!need(t, CHROMIUM, 'chromium')) return;
+  const p = await page();
+  // A notice at the bottom right, over whatever is there.
+  await p.evaluate(async () => (await import('/static/app.js')).toast('A notice over the page', 'ok', 5000));
+  const box = await p.locator('.toast').last().boundingBox();
+  const under = await p.evaluate(([x, y]) => document.elementFromPoint(x, y)?.closest('.toast') ? 'toast' : 'page', [box.x + box.width / 2, box.y + box.height / 2]);
+  assert.equal(under, 'page', 'the point under a notice belongs to the page, not the notice');
+});
