@@ -153,11 +153,17 @@ test('reschedule and cancel an appointment from the front desk', async (t) => {
   const p = await page();
   const a = data.appts[6]; // Sofia Rossi with Dr. Okafor, scheduled
   const row = `[data-appt-id="${a.id}"]`;
+  // The list shows today's appointments (an earlier booking may have taken it to its day).
+  const today = await p.evaluate(() => new Date().toLocaleDateString('en-CA'));
+  if (await p.locator('[data-appt-day]').inputValue() !== today) await p.fill('[data-appt-day]', today);
   await p.locator(`${row} [data-action="reschedule"]`).click();
   await p.locator('#book[open]').waitFor();
   assert.equal(await p.locator('#book-title').innerText(), 'Reschedule appointment');
   assert.ok(await p.locator('#book-form [name=doctor]').isDisabled(), 'an appointment keeps its doctor');
-  await p.locator('#book-form [data-slot]').first().waitFor();
+  // To another day, whatever the hour: the list follows it there.
+  const tomorrow = await p.evaluate(() => new Date(Date.now() + 86400000).toLocaleDateString('en-CA'));
+  await p.fill('#book-form [name=date]', tomorrow);
+  await until('tomorrow\'s free times', async () => (await p.locator('#book-form [data-slot]').first().getAttribute('data-day').catch(() => null)) >= tomorrow);
   const target = p.locator('#book-form [data-slot]').last();
   const slot = await target.getAttribute('data-slot');
   await target.click();
@@ -168,6 +174,8 @@ test('reschedule and cancel an appointment from the front desk', async (t) => {
   assert.equal(moved.version, a.version + 1);
   await until('the row to show the new time', async () => (await p.locator(`${row} time`).getAttribute('datetime')) === moved.starts_at);
 
+  // The list followed the moved appointment to its day: back to today's.
+  if (await p.locator('[data-appt-day]').inputValue() !== today) await p.fill('[data-appt-day]', today);
   const c = data.appts[7]; // Liam O'Brien with Dr. Berg
   await p.locator(`[data-appt-id="${c.id}"] [data-action="cancel-appt"]`).click();
   await p.locator('#confirm[open]').waitFor();
