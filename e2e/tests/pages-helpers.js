@@ -35,6 +35,15 @@ export async function dashboard(browser, base, name, token, { viewport = { width
   page.problems = [];
   page.warnings = [];
   page.on('console', (m) => {
+    // Chromium logs every 4xx answer as "Failed to load resource". A 409 or
+    // 412 is the server refusing a change a colleague's change overtook —
+    // normal use with another desk busy, which the page answers by showing
+    // the newest version (frontdesk-refusals tests each kind) — so it is
+    // kept apart; any other status, and every other error, is a problem.
+    if (m.type() === 'error' && /^Failed to load resource: the server responded with a status of (409|412)\b/.test(m.text())) {
+      page.warnings.push(`[${name}] refused: ${m.text()} ${m.location().url}`);
+      return;
+    }
     if (m.type() === 'error') page.problems.push(`[${name}] console: ${m.text()} ${JSON.stringify(m.location())}`);
     if (m.type() === 'warning') page.warnings.push(`[${name}] ${m.text()}`);
   });
