@@ -24,6 +24,7 @@ package polling
 
 import (
 	"context"
+	"github.com/clinicpulse/clinicpulse/internal/defaults"
 	"strconv"
 	"time"
 
@@ -123,30 +124,24 @@ func DefaultConfig() Config {
 
 // orDefault sets *v to def when *v is zero or negative (a Config field left
 // unset).
-func orDefault[T ~int | ~int64 | ~float64](v *T, def T) {
-	if *v <= 0 {
-		*v = def
-	}
-}
-
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	orDefault(&c.Intervals.Live, d.Intervals.Live)
-	orDefault(&c.Intervals.Default, d.Intervals.Default)
-	orDefault(&c.Intervals.Down, d.Intervals.Down)
-	orDefault(&c.MaxWait, d.MaxWait)
-	orDefault(&c.Rate, d.Rate)
-	orDefault(&c.Burst, d.Burst)
-	orDefault(&c.MaxIdentities, d.MaxIdentities)
-	orDefault(&c.LongPollsPerDisplay, d.LongPollsPerDisplay)
-	orDefault(&c.LongPollsPerPatient, d.LongPollsPerPatient)
-	orDefault(&c.LongPollsPerStaff, d.LongPollsPerStaff)
-	orDefault(&c.LongPollsPerTenant, d.LongPollsPerTenant)
-	orDefault(&c.OverloadRate, d.OverloadRate)
+	defaults.Set(&c.Intervals.Live, d.Intervals.Live)
+	defaults.Set(&c.Intervals.Default, d.Intervals.Default)
+	defaults.Set(&c.Intervals.Down, d.Intervals.Down)
+	defaults.Set(&c.MaxWait, d.MaxWait)
+	defaults.Set(&c.Rate, d.Rate)
+	defaults.Set(&c.Burst, d.Burst)
+	defaults.Set(&c.MaxIdentities, d.MaxIdentities)
+	defaults.Set(&c.LongPollsPerDisplay, d.LongPollsPerDisplay)
+	defaults.Set(&c.LongPollsPerPatient, d.LongPollsPerPatient)
+	defaults.Set(&c.LongPollsPerStaff, d.LongPollsPerStaff)
+	defaults.Set(&c.LongPollsPerTenant, d.LongPollsPerTenant)
+	defaults.Set(&c.OverloadRate, d.OverloadRate)
 	if c.MaxStretch < 1 {
 		c.MaxStretch = d.MaxStretch
 	}
-	orDefault(&c.MaxWaiters, d.MaxWaiters)
+	defaults.Set(&c.MaxWaiters, d.MaxWaiters)
 	if c.Now == nil {
 		c.Now = d.Now
 	}

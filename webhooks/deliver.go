@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/clinicpulse/clinicpulse/internal/defaults"
 	"io"
 	"log/slog"
 	"net"
@@ -183,36 +184,18 @@ var ResultNames = []string{"success", "http_error", "timeout", "refused", "netwo
 
 // New returns a deliverer; Run starts it.
 func New(st Store, cfg Config) *Deliverer {
-	if cfg.Workers <= 0 {
-		cfg.Workers = DefaultWorkers
-	}
-	if cfg.MaxFailures <= 0 {
-		cfg.MaxFailures = DefaultMaxFailures
-	}
-	if cfg.BackoffMin <= 0 {
-		cfg.BackoffMin = DefaultBackoffMin
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = DefaultBackoffMax
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = DefaultLease
-	}
+	defaults.Set(&cfg.Workers, DefaultWorkers)
+	defaults.Set(&cfg.MaxFailures, DefaultMaxFailures)
+	defaults.Set(&cfg.BackoffMin, DefaultBackoffMin)
+	defaults.Set(&cfg.BackoffMax, DefaultBackoffMax)
+	defaults.Set(&cfg.Timeout, DefaultTimeout)
+	defaults.Set(&cfg.ConnectTimeout, DefaultConnectTimeout)
+	defaults.Set(&cfg.Lease, DefaultLease)
 	if cfg.Lease <= cfg.Timeout {
 		cfg.Lease = cfg.Timeout + time.Second
 	}
-	if cfg.Scan <= 0 {
-		cfg.Scan = DefaultScan
-	}
-	if cfg.Save <= 0 {
-		cfg.Save = DefaultSave
-	}
+	defaults.Set(&cfg.Scan, DefaultScan)
+	defaults.Set(&cfg.Save, DefaultSave)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
